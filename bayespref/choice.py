@@ -1,0 +1,22 @@
+"""The Thurstonian choice formula, shared by the PyMC model and by predictions from draws."""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.special import expit, ndtr
+
+
+def first_choice_z(mu, sigma, position, a_idx, b_idx, task_dataset, position_by_dataset: bool):
+    """Standardised advantage of the first-shown task.
+
+    Works on PyTensor vectors (in the model) and on NumPy arrays shaped (task, draws) (in
+    predictions). With a per-dataset position bias a pair takes the mean of its two datasets'.
+    """
+    if position_by_dataset:
+        position = (position[task_dataset[a_idx]] + position[task_dataset[b_idx]]) / 2
+    return (mu[a_idx] - mu[b_idx] + position) / (sigma[a_idx] ** 2 + sigma[b_idx] ** 2) ** 0.5
+
+
+def cdf(z: np.ndarray, link: str) -> np.ndarray:
+    """F(z): the standard normal CDF (probit) or the logistic function (logit)."""
+    return ndtr(z) if link == "probit" else expit(z)

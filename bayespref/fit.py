@@ -1,0 +1,259 @@
+"""Sampling a model with NumPyro NUTS, and saving and loading fit folders."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from dataclasses import asdict, dataclass
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from bayespref import device
+from bayespref.data import ChoiceData, load_choice_data, write_table
+from bayespref.diagnostics import convergence, diagnose
+from bayespref.spec import ModelSpec, resolve_spec
+from bayespref.summaries import params_table, utilities_table
+
+FIT_FORMAT = 1
+FIT_FILES = ("posterior.nc", "utilities.csv", "params.csv", "diagnostics.json", "task_counts.csv")
+LOO_UNIT = "cell: all choice trials of one (task_a, task_b, condition), as binomial counts"
+_ID_COLUMNS = {"task_id": str, "dataset": str}
+_VERSIONED = ("bayespref", "pymc", "pytensor", "numpyro", "jax", "jaxlib", "arviz", "numpy")
+
+
+class FitError(RuntimeError):
+    """A fit that cannot be made, saved or loaded as asked."""
+
+
+@dataclass(frozen=True)
+class SamplerSettings:
+    chains: int = 4
+    draws: int = 1000
+    tune: int = 1000
+    target_accept: float = 0.9
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.chains < 1 or self.draws < 1 or self.tune < 0:
+            raise FitError("chains and draws must be positive and tune non-negative")
+        if not 0 < self.target_accept < 1:
+            raise FitError("target_accept must be between 0 and 1")
+
+
+@dataclass
+class Fit:
+    """A posterior with its tables; `save` writes the fit folder of DESIGN.md."""
+
+    idata: xr.DataTree
+    spec: ModelSpec
+    tasks: pd.DataFrame  # task_id, dataset, dataset_idx in model order
+    datasets: list[str]
+    utilities: pd.DataFrame
+    params: pd.DataFrame
+    diagnostics: dict
+    task_counts: pd.DataFrame
+
+    @property
+    def posterior(self) -> xr.Dataset:
+        return self.idata["posterior"].to_dataset()
+
+    def save(self, out: str | Path, force: bool = False) -> Path:
+        """Write the fit folder atomically: a killed save never leaves a complete-looking folder."""
+        out = Path(out)
+        ensure_writable(out, force)
+        partial = out.parent / f".{out.name}.partial-{os.getpid()}"
+        if partial.exists():
+            shutil.rmtree(partial)
+        partial.mkdir(parents=True)
+        self.idata.to_netcdf(partial / "posterior.nc", engine="h5netcdf")
+        write_table(self.utilities, partial / "utilities.csv")
+        write_table(self.params, partial / "params.csv")
+        write_table(self.task_counts, partial / "task_counts.csv")
+        (partial / "diagnostics.json").write_text(json.dumps(self.diagnostics, indent=2) + "\n")
+        if out.exists():
+            replaced = out.parent / f".{out.name}.replaced-{os.getpid()}"
+            out.rename(replaced)
+            partial.rename(out)
+            shutil.rmtree(replaced)
+        else:
+            partial.rename(out)
+        return out
+
+
+def ensure_writable(out: str | Path, force: bool) -> None:
+    out = Path(out)
+    if out.exists() and not force:
+        raise FitError(f"output folder '{out}' already exists; choose another or pass --force")
+    if out.exists() and not out.is_dir():
+        raise FitError(f"output path '{out}' exists and is not a folder")
+
+
+def _versions() -> dict[str, str]:
+    found = {}
+    for package in _VERSIONED:
+        try:
+            found[package] = version(package)
+        except PackageNotFoundError:
+            found[package] = "not installed"
+    return found
+
+
+def _sample(model, settings: SamplerSettings, progressbar: bool) -> xr.DataTree:
+    import pymc as pm
+
+    with model:
+        idata = pm.sample(
+            draws=settings.draws,
+            tune=settings.tune,
+            chains=settings.chains,
+            nuts_sampler="numpyro",
+            random_seed=settings.seed,
+            progressbar=progressbar,
+            compute_convergence_checks=False,
+            nuts={
+                "target_accept": settings.target_accept,
+                "chain_method": device.chain_method(settings.chains),
+            },
+        )
+        pm.compute_log_likelihood(idata, model=model, progressbar=False)
+    return idata
+
+
+def _attach_metadata(idata: xr.DataTree, data: ChoiceData, spec: ModelSpec, settings) -> None:
+    idata.attrs.update(
+        {
+            "bayespref_format": FIT_FORMAT,
+            "spec": spec.to_json(),
+            "spec_hash": spec.hash,
+            "data_hash": data.data_hash,
+            "datasets": json.dumps(data.datasets),
+            "conditions": json.dumps(data.conditions),
+            "seed": settings.seed,
+            "sampler": json.dumps(asdict(settings)),
+            "method": "nuts",
+            "versions": json.dumps(_versions()),
+            "device": device.describe(),
+            "loo_unit": LOO_UNIT,
+        }
+    )
+
+
+def fit_data(
+    data: ChoiceData,
+    spec: ModelSpec,
+    settings: SamplerSettings | None = None,
+    progressbar: bool = True,
+) -> Fit:
+    """Sample the posterior of `spec` on prepared data and summarise it."""
+    from bayespref.model import build_model
+
+    settings = settings or SamplerSettings()
+    started = time.perf_counter()
+    model = build_model(spec, data)
+    idata = _sample(model, settings, progressbar)
+    _attach_metadata(idata, data, spec, settings)
+    posterior = idata["posterior"].to_dataset()
+    r_hat, ess_bulk = convergence(idata)
+    diagnostics = diagnose(idata, r_hat, ess_bulk)
+    diagnostics["sampler"] = {
+        **asdict(settings),
+        "method": "nuts",
+        "chain_method": device.chain_method(settings.chains),
+        "device": device.describe(),
+        "wall_seconds": round(time.perf_counter() - started, 2),
+    }
+    notes = list(data.notes)
+    if len(data.conditions) > 1:
+        notes.append(
+            f"{len(data.conditions)} conditions are pooled: model '{spec.name}' has no "
+            "condition term"
+        )
+    diagnostics["data"] = {
+        "data_hash": data.data_hash,
+        "n_trials": data.n_trials,
+        "outcomes": data.outcome_counts,
+        "n_cells": len(data.cells),
+        "n_tasks": len(data.tasks),
+        "datasets": data.datasets,
+        "conditions": data.conditions,
+        "loo_unit": LOO_UNIT,
+        "notes": notes,
+    }
+    n_trials = data.task_counts["n_trials"].to_numpy()
+    return Fit(
+        idata=idata,
+        spec=spec,
+        tasks=data.tasks,
+        datasets=data.datasets,
+        utilities=utilities_table(posterior, data.tasks, n_trials),
+        params=params_table(posterior, r_hat, ess_bulk),
+        diagnostics=diagnostics,
+        task_counts=data.task_counts,
+    )
+
+
+def fit(
+    comparisons: str | Path | pd.DataFrame,
+    tasks: str | Path | pd.DataFrame | None = None,
+    model: str | Path | ModelSpec | None = None,
+    settings: SamplerSettings | None = None,
+    out: str | Path | None = None,
+    force: bool = False,
+    progressbar: bool = True,
+) -> Fit:
+    """Validate comparisons, sample the model's posterior, and write the fit folder if `out`."""
+    spec = resolve_spec(model)
+    if out is not None:
+        ensure_writable(out, force)
+    data = load_choice_data(comparisons, tasks)
+    result = fit_data(data, spec, settings, progressbar)
+    if out is not None:
+        result.save(out, force=force)
+    return result
+
+
+def load_fit(path: str | Path) -> Fit:
+    """Load a fit folder, checking that it is complete and that its spec matches its hash."""
+    path = Path(path)
+    missing = [name for name in FIT_FILES if not (path / name).exists()]
+    if missing:
+        raise FitError(f"'{path}' is not a complete fit folder (missing {', '.join(missing)})")
+    with xr.open_datatree(path / "posterior.nc", engine="h5netcdf") as stored:
+        idata = stored.load()
+    attrs = idata.attrs
+    if attrs.get("bayespref_format") != FIT_FORMAT:
+        raise FitError(
+            f"'{path}' was written in fit format {attrs.get('bayespref_format')!r}; this version "
+            f"reads format {FIT_FORMAT}: refit with this version"
+        )
+    spec = ModelSpec.from_dict(json.loads(attrs["spec"]), f"{path}/posterior.nc")
+    if spec.hash != attrs["spec_hash"]:
+        raise FitError(
+            f"'{path}': the stored spec hashes to {spec.hash}, not {attrs['spec_hash']}; "
+            "the fit folder was altered"
+        )
+    datasets = json.loads(attrs["datasets"])
+    dataset_idx = np.asarray(idata["constant_data"]["task_dataset_idx"].values, dtype=np.int64)
+    tasks = pd.DataFrame(
+        {
+            "task_id": idata["posterior"]["task"].values.astype(str),
+            "dataset": np.asarray(datasets, dtype=object)[dataset_idx],
+            "dataset_idx": dataset_idx,
+        }
+    )
+    return Fit(
+        idata=idata,
+        spec=spec,
+        tasks=tasks,
+        datasets=datasets,
+        utilities=pd.read_csv(path / "utilities.csv", dtype=_ID_COLUMNS, keep_default_na=False),
+        params=pd.read_csv(path / "params.csv", keep_default_na=False),
+        diagnostics=json.loads((path / "diagnostics.json").read_text()),
+        task_counts=pd.read_csv(path / "task_counts.csv", dtype=_ID_COLUMNS, keep_default_na=False),
+    )

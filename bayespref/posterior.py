@@ -1,0 +1,43 @@
+"""Posterior draws as plain arrays with the sample axis last: (task, draws), (draws,), ..."""
+
+from __future__ import annotations
+
+import numpy as np
+import xarray as xr
+
+# Sampler-facing pieces that reported variables already express (e.g. mu = mean + spread * offset).
+INTERNAL = ("mu_offset", "sigma_offset", "position_offset", "log_sigma_dataset")
+
+
+def reported_variables(posterior: xr.Dataset) -> list[str]:
+    return [name for name in posterior.data_vars if name not in INTERNAL]
+
+
+def draws(posterior: xr.Dataset, name: str) -> np.ndarray:
+    """A variable's draws with chain and draw flattened into one trailing sample axis."""
+    array = posterior[name]
+    other = [dim for dim in array.dims if dim not in ("chain", "draw")]
+    ordered = array.transpose(*other, "chain", "draw")
+    return ordered.values.reshape(*ordered.shape[:-2], -1)
+
+
+def n_samples(posterior: xr.Dataset) -> int:
+    return posterior.sizes["chain"] * posterior.sizes["draw"]
+
+
+def task_sigma(posterior: xr.Dataset, task_dataset: np.ndarray) -> np.ndarray:
+    """Noise sigma per task, (task, draws); the constant 1 under shared noise."""
+    if "sigma" in posterior:
+        return draws(posterior, "sigma")
+    if "sigma_dataset" in posterior:
+        return draws(posterior, "sigma_dataset")[task_dataset]
+    return np.ones((len(task_dataset), n_samples(posterior)))
+
+
+def position(posterior: xr.Dataset) -> tuple[np.ndarray, bool]:
+    """Position bias draws and whether they are per dataset ((dataset, draws)) or global."""
+    if "position_bias_dataset" in posterior:
+        return draws(posterior, "position_bias_dataset"), True
+    if "position_bias" in posterior:
+        return draws(posterior, "position_bias"), False
+    return np.zeros(n_samples(posterior)), False
