@@ -1,38 +1,33 @@
-"""bayespref: what an LLM prefers to do, as hierarchical Bayesian Thurstonian utilities.
-
-The public API is imported lazily, so `import bayespref` and the CLI start fast.
-"""
-
-from importlib import import_module
+"""bayespref: what an LLM prefers to do, as hierarchical Bayesian Thurstonian utilities."""
 
 from bayespref.device import configure_host_devices
 
 configure_host_devices()
 
+# Eager imports: the functions fit/predict/simulate share their modules' names, and a lazily
+# imported submodule would shadow the function of the same name on the package.
+from bayespref.data import DataError, DataWarning, load_choice_data, read_comparisons  # noqa: E402
+from bayespref.fit import Fit, FitError, SamplerSettings, fit, load_fit  # noqa: E402
+from bayespref.predict import predict  # noqa: E402
+from bayespref.simulate import SimulationConfig, simulate, write_simulation  # noqa: E402
+from bayespref.spec import ModelSpec, SpecError, resolve_spec  # noqa: E402
+
 __version__ = "0.1.0"
-
-_API = {
-    "DataError": "bayespref.data",
-    "DataWarning": "bayespref.data",
-    "load_choice_data": "bayespref.data",
-    "read_comparisons": "bayespref.data",
-    "Fit": "bayespref.fit",
-    "FitError": "bayespref.fit",
-    "SamplerSettings": "bayespref.fit",
-    "fit": "bayespref.fit",
-    "load_fit": "bayespref.fit",
-    "predict": "bayespref.predict",
-    "SimulationConfig": "bayespref.simulate",
-    "simulate": "bayespref.simulate",
-    "write_simulation": "bayespref.simulate",
-    "ModelSpec": "bayespref.spec",
-    "SpecError": "bayespref.spec",
-    "resolve_spec": "bayespref.spec",
-}
-__all__ = sorted(_API)
-
-
-def __getattr__(name: str):
-    if name in _API:
-        return getattr(import_module(_API[name]), name)
-    raise AttributeError(f"module 'bayespref' has no attribute {name!r}")
+__all__ = [
+    "DataError",
+    "DataWarning",
+    "Fit",
+    "FitError",
+    "ModelSpec",
+    "SamplerSettings",
+    "SimulationConfig",
+    "SpecError",
+    "fit",
+    "load_choice_data",
+    "load_fit",
+    "predict",
+    "read_comparisons",
+    "resolve_spec",
+    "simulate",
+    "write_simulation",
+]

@@ -54,29 +54,41 @@ def simulate(
     task_sigma_sd: Annotated[float, typer.Option(help="Spread of log noise between tasks.")] = 0.2,
     refusal_rate: Annotated[float, typer.Option(help="Typical share of refused trials.")] = 0.0,
     unparsed_rate: Annotated[float, typer.Option(help="Share of unparsed answers.")] = 0.0,
+    preset: Annotated[
+        str | None,
+        typer.Option(
+            help="'realistic': sparse, nearly deterministic data like real runs; only --tasks, "
+            "--datasets and --seed then apply."
+        ),
+    ] = None,
 ) -> None:
     """Write a ground truth and comparisons drawn from it (tasks, comparisons, truth)."""
     from bayespref.simulate import SimulationConfig, simulate, write_simulation
 
+    if preset not in (None, "realistic"):
+        _fail(ValueError(f"unknown preset '{preset}'; the one preset is 'realistic'"))
     try:
-        config = SimulationConfig(
-            n_tasks=tasks,
-            n_datasets=datasets,
-            n_comparisons=comparisons,
-            position_bias=position_bias,
-            seed=seed,
-            repeats=repeats,
-            task_sd=task_sd,
-            task_sigma_sd=task_sigma_sd,
-            refusal_rate=refusal_rate,
-            unparsed_rate=unparsed_rate,
-        )
+        if preset == "realistic":
+            config = SimulationConfig.realistic(n_tasks=tasks, n_datasets=datasets, seed=seed)
+        else:
+            config = SimulationConfig(
+                n_tasks=tasks,
+                n_datasets=datasets,
+                n_comparisons=comparisons,
+                position_bias=position_bias,
+                seed=seed,
+                repeats=repeats,
+                task_sd=task_sd,
+                task_sigma_sd=task_sigma_sd,
+                refusal_rate=refusal_rate,
+                unparsed_rate=unparsed_rate,
+            )
     except ValueError as error:
         _fail(error)
     simulation = simulate(config)
     write_simulation(simulation, out)
     counts = simulation.comparisons["choice"].value_counts().to_dict()
-    console.print(f"wrote {out}/: {tasks} tasks, {comparisons} trials {counts}")
+    console.print(f"wrote {out}/: {config.n_tasks} tasks, {config.n_comparisons} trials {counts}")
 
 
 def _print_summary(result, out: Path | None) -> None:

@@ -21,10 +21,12 @@ from bayespref.spec import ModelSpec
 _LOG_PHI_SWITCH = -10.0
 _HALF_LOG_2PI = 0.5 * np.log(2 * np.pi)
 
+# Utilities are in units of the noise sigma. Real choices are often nearly deterministic, so
+# spreads of 5-10 sigma occur: the scales below leave room for that.
 PRIORS = {
-    "dataset_mean_sd": 2.0,
-    "dataset_spread_sd": 2.0,
-    "task_spread_sd": 2.0,  # utility spread without a dataset hierarchy
+    "dataset_mean_sd": 5.0,
+    "dataset_spread_sd": 5.0,
+    "task_spread_sd": 5.0,  # utility spread without a dataset hierarchy
     "log_sigma_dataset_sd": 0.5,
     "sigma_spread_sd": 0.5,
     "position_sd": 1.0,

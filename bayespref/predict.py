@@ -18,19 +18,18 @@ _CHUNK = 4096  # rows per block, so (rows x draws) arrays stay small
 
 def _task_indices(pairs: pd.DataFrame, fit: Fit, source: str) -> tuple[np.ndarray, np.ndarray]:
     index_of = pd.Series(np.arange(len(fit.tasks)), index=fit.tasks["task_id"].to_numpy())
-    indices = []
-    for column in ("task_a", "task_b"):
-        ids = text_column(pairs, column, source)
-        unknown = ~ids.isin(index_of.index).to_numpy()
-        if unknown.any():
-            names = sorted(set(ids[unknown]))
-            row = int(np.flatnonzero(unknown)[0]) + 1
-            raise DataError(
-                f"{where(source, row, column)}: {len(names)} tasks were not in the fit: "
-                f"{listing(names, 10)}"
-            )
-        indices.append(index_of.reindex(ids).to_numpy())
-    return indices[0], indices[1]
+    ids = {column: text_column(pairs, column, source) for column in ("task_a", "task_b")}
+    unknown = {column: ~values.isin(index_of.index).to_numpy() for column, values in ids.items()}
+    names = sorted(set().union(*(set(ids[c][unknown[c]]) for c in ids)))
+    if names:
+        row, column = min(
+            (int(np.flatnonzero(mask)[0]) + 1, c) for c, mask in unknown.items() if mask.any()
+        )
+        raise DataError(
+            f"{where(source, row, column)}: {len(names)} tasks were not in the fit: "
+            f"{listing(names, 10)}"
+        )
+    return index_of.reindex(ids["task_a"]).to_numpy(), index_of.reindex(ids["task_b"]).to_numpy()
 
 
 def predict(fit: Fit | str | Path, pairs: pd.DataFrame | str | Path) -> pd.DataFrame:

@@ -34,6 +34,23 @@ class SimulationConfig:
     refusal_utility_corr: float = -0.7  # correlation of refusal propensity with utility
     unparsed_rate: float = 0.0
 
+    @classmethod
+    def realistic(cls, n_tasks: int = 300, n_datasets: int = 5, seed: int = 0) -> SimulationConfig:
+        """Like real revealed-preference data: about 15 partners per task, 5 repeats per pair,
+        about 86% of repeated pairs unanimous, the first position winning about 47%, and under
+        1% refusals."""
+        return cls(
+            n_tasks=n_tasks,
+            n_datasets=n_datasets,
+            n_comparisons=n_tasks * 15 // 2 * 5,
+            position_bias=-0.5,
+            seed=seed,
+            dataset_mean_sd=3.5,
+            task_sd=7.0,
+            repeats=5,
+            refusal_rate=0.005,
+        )
+
     def __post_init__(self) -> None:
         if self.n_tasks < 2:
             raise ValueError("n_tasks must be at least 2")

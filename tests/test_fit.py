@@ -1,0 +1,185 @@
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pandas as pd
+import pytest
+import xarray as xr
+from conftest import interval_coverage
+
+import bayespref as bp
+from bayespref.posterior import draws
+from bayespref.summaries import PARAM_COLUMNS, UTILITY_COLUMNS
+
+
+@pytest.fixture(scope="module")
+def recovery():
+    simulation = bp.simulate(
+        n_tasks=200, n_datasets=5, n_comparisons=6000, position_bias=0.3, seed=7
+    )
+    result = bp.fit(
+        simulation.comparisons,
+        simulation.tasks,
+        settings=bp.SamplerSettings(seed=3),
+        progressbar=False,
+    )
+    return simulation, result
+
+
+def test_recovers_utilities_and_position_bias(recovery):
+    simulation, result = recovery
+    merged = result.utilities.merge(simulation.truth, on="task_id")
+    assert np.corrcoef(merged["mu_mean"], merged["mu"])[0, 1] >= 0.95
+    bias = result.params.set_index("name").loc["position_bias"]
+    assert bias["low"] <= 0.3 <= bias["high"]
+    truth = simulation.truth.set_index("task_id").loc[result.tasks["task_id"], "mu"].to_numpy()
+    assert 0.80 <= interval_coverage(draws(result.posterior, "mu"), truth, 0.90) <= 0.97
+    assert result.diagnostics["max_r_hat"] <= 1.01
+    assert result.diagnostics["divergences"] == 0
+
+
+def test_posterior_predictions_are_calibrated_on_new_pairs(recovery):
+    simulation, result = recovery
+    rng = np.random.default_rng(0)
+    truth = simulation.truth.set_index("task_id")
+    ids = truth.index.to_numpy()
+    a, b = rng.choice(len(ids), size=(2, 3000))
+    keep = a != b
+    pairs = pd.DataFrame({"task_a": ids[a[keep]], "task_b": ids[b[keep]]})
+    scale = np.hypot(
+        truth.loc[pairs.task_a, "sigma"].to_numpy(), truth.loc[pairs.task_b, "sigma"].to_numpy()
+    )
+    from scipy.special import ndtr
+
+    p_true = ndtr(
+        (truth.loc[pairs.task_a, "mu"].to_numpy() - truth.loc[pairs.task_b, "mu"].to_numpy() + 0.3)
+        / scale
+    )
+    predicted = bp.predict(result, pairs)
+    # Binned calibration: the mean prediction in each decile matches the mean true probability.
+    bins = pd.qcut(predicted["p_first_mean"], 10, labels=False)
+    by_bin = (
+        pd.DataFrame({"bin": bins, "pred": predicted["p_first_mean"], "true": p_true})
+        .groupby("bin")
+        .mean()
+    )
+    assert np.max(np.abs(by_bin["pred"] - by_bin["true"])) < 0.05
+    inside = (p_true >= predicted["p_first_low"]) & (p_true <= predicted["p_first_high"])
+    assert 0.85 <= inside.mean() <= 0.99
+
+
+def test_fit_folder_follows_the_contract(small_fit_dir, small_simulation):
+    names = sorted(p.name for p in small_fit_dir.iterdir())
+    assert names == [
+        "diagnostics.json",
+        "params.csv",
+        "posterior.nc",
+        "task_counts.csv",
+        "utilities.csv",
+    ]
+    utilities = pd.read_csv(small_fit_dir / "utilities.csv")
+    assert list(utilities.columns) == UTILITY_COLUMNS
+    assert list(pd.read_csv(small_fit_dir / "params.csv").columns) == PARAM_COLUMNS
+    assert (utilities["mu_low"] <= utilities["mu_mean"]).all()
+    assert (utilities["mu_mean"] <= utilities["mu_high"]).all()
+    diagnostics = json.loads((small_fit_dir / "diagnostics.json").read_text())
+    for key in ("max_r_hat", "min_ess_bulk", "divergences", "bfmi", "passed", "reasons"):
+        assert key in diagnostics
+    comparisons = small_simulation.comparisons
+    decided = comparisons["choice"].isin(["a", "b"])
+    assert (
+        diagnostics["data"]["outcomes"]["refusal"] == (comparisons["choice"] == "refusal").sum() > 0
+    )
+    assert utilities["n_trials"].sum() == 2 * decided.sum()
+    with xr.open_datatree(small_fit_dir / "posterior.nc", engine="h5netcdf") as tree:
+        assert {
+            "posterior",
+            "log_likelihood",
+            "observed_data",
+            "sample_stats",
+            "constant_data",
+        } <= set(tree.children)
+        for key in ("spec", "spec_hash", "data_hash", "versions", "seed", "device"):
+            assert key in tree.attrs
+        assert (
+            tree["log_likelihood"]["first_chosen"].shape[-1] == tree["observed_data"].sizes["cell"]
+        )
+
+
+def test_load_fit_round_trips_and_detects_tampering(small_fit_dir, tmp_path):
+    loaded = bp.load_fit(small_fit_dir)
+    assert loaded.spec == bp.resolve_spec("hierarchical")
+    pd.testing.assert_frame_equal(loaded.utilities, pd.read_csv(small_fit_dir / "utilities.csv"))
+    copy = tmp_path / "copy"
+    shutil.copytree(small_fit_dir, copy)
+    with xr.open_datatree(copy / "posterior.nc", engine="h5netcdf") as tree:
+        tree = tree.load()
+    spec = json.loads(tree.attrs["spec"])
+    spec["noise"] = "shared"
+    tree.attrs["spec"] = json.dumps(spec, sort_keys=True)
+    tree.to_netcdf(copy / "posterior.nc", engine="h5netcdf")
+    with pytest.raises(bp.FitError, match="the fit folder was altered"):
+        bp.load_fit(copy)
+    (copy / "params.csv").unlink()
+    with pytest.raises(bp.FitError, match="missing params.csv"):
+        bp.load_fit(copy)
+
+
+def test_existing_output_is_refused_before_sampling_and_force_replaces(small_fit_dir, tmp_path):
+    with pytest.raises(bp.FitError, match="already exists"):
+        bp.fit("does-not-matter.csv", out=small_fit_dir)
+    target = tmp_path / "target"
+    target.mkdir()
+    (target / "old.txt").write_text("old")
+    bp.load_fit(small_fit_dir).save(target, force=True)
+    assert not (target / "old.txt").exists() and (target / "posterior.nc").exists()
+    assert not list(tmp_path.glob(".target.*"))
+
+
+def test_same_seed_gives_identical_utilities(small_simulation):
+    settings = bp.SamplerSettings(chains=2, draws=100, tune=100, seed=5)
+    runs = [
+        bp.fit(small_simulation.comparisons, small_simulation.tasks, settings=s, progressbar=False)
+        for s in (settings, settings, bp.SamplerSettings(chains=2, draws=100, tune=100, seed=6))
+    ]
+    pd.testing.assert_frame_equal(runs[0].utilities, runs[1].utilities)
+    assert not np.allclose(runs[0].utilities["mu_mean"], runs[2].utilities["mu_mean"])
+
+
+def test_per_task_noise_samples_without_divergences():
+    simulation = bp.simulate(
+        n_tasks=60, n_datasets=3, n_comparisons=2500, task_sigma_sd=0.3, seed=4
+    )
+    result = bp.fit(
+        simulation.comparisons,
+        simulation.tasks,
+        model="hierarchical-sigma",
+        settings=bp.SamplerSettings(draws=500, tune=500, seed=2),
+        progressbar=False,
+    )
+    assert result.diagnostics["divergences"] == 0
+    assert result.diagnostics["max_r_hat"] <= 1.02
+    assert (result.utilities["sigma_sd"] > 0).all()
+    estimated = result.params.set_index("name")["mean"].filter(like="sigma_dataset")
+    true_order = np.argsort(simulation.parameters["sigma_dataset"])
+    assert list(np.argsort(estimated.to_numpy())) == list(true_order)
+
+
+def test_realistic_sparse_near_deterministic_data_stay_calibrated():
+    simulation = bp.simulate(bp.SimulationConfig.realistic(n_tasks=150, seed=1))
+    result = bp.fit(
+        simulation.comparisons,
+        simulation.tasks,
+        settings=bp.SamplerSettings(draws=500, tune=500, seed=1),
+        progressbar=False,
+    )
+    truth = simulation.truth.set_index("task_id").loc[result.tasks["task_id"]]
+    mu = draws(result.posterior, "mu")
+    assert 0.80 <= interval_coverage(mu, truth["mu"].to_numpy(), 0.90) <= 0.97
+    assert np.corrcoef(mu.mean(axis=1), truth["mu"])[0, 1] >= 0.97
+    assert np.abs(mu.mean(axis=1)).max() < 1.5 * np.abs(truth["mu"]).max()
+    sigma = result.params.set_index("name")["mean"].filter(like="sigma_dataset")
+    assert sigma.between(0.5, 2.0).all()
+    assert result.diagnostics["divergences"] == 0

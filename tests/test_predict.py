@@ -1,0 +1,45 @@
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy.special import ndtr
+
+import bayespref as bp
+from bayespref import posterior as post
+
+
+def test_predictions_match_a_direct_computation_from_draws(small_fit_dir):
+    fit = bp.load_fit(small_fit_dir)
+    pairs = pd.DataFrame(
+        {"task_a": ["t00000", "t00003"], "task_b": ["t00001", "t00000"], "keep": [1, 2]}
+    )
+    predicted = bp.predict(fit, pairs)
+    assert predicted["keep"].tolist() == [1, 2]
+    index = {task: i for i, task in enumerate(fit.tasks["task_id"])}
+    mu = post.draws(fit.posterior, "mu")
+    sigma = post.task_sigma(fit.posterior, fit.tasks["dataset_idx"].to_numpy())
+    bias = post.draws(fit.posterior, "position_bias")
+    for row in predicted.itertuples():
+        i, j = index[row.task_a], index[row.task_b]
+        p = ndtr((mu[i] - mu[j] + bias) / np.hypot(sigma[i], sigma[j]))
+        assert row.p_first_mean == pytest.approx(p.mean(), rel=1e-12)
+        assert row.p_first_low == pytest.approx(np.quantile(p, 0.03), rel=1e-12)
+        assert row.p_first_low <= row.p_first_mean <= row.p_first_high
+
+
+def test_position_bias_enters_predictions(small_fit_dir):
+    pairs = pd.DataFrame({"task_a": ["t00000", "t00001"], "task_b": ["t00001", "t00000"]})
+    p = bp.predict(small_fit_dir, pairs)["p_first_mean"].to_numpy()
+    # Both orders favour the first-shown task by the (positive) position bias: p + p' > 1.
+    assert p[0] + p[1] > 1.05
+
+
+def test_unseen_tasks_are_an_error_naming_them(small_fit_dir, tmp_path):
+    path = tmp_path / "pairs.csv"
+    path.write_text("task_a,task_b\nt00000,t00001\nnew_1,t00001\nt00002,new_2\n")
+    with pytest.raises(
+        bp.DataError,
+        match=r"row 2 \(line 3\), column 'task_a': 2 tasks were not in the fit: new_1, new_2",
+    ):
+        bp.predict(small_fit_dir, path)

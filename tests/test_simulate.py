@@ -1,0 +1,105 @@
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import bayespref as bp
+from bayespref.data import read_comparisons
+
+
+def unanimous_share(comparisons: pd.DataFrame) -> float:
+    decided = comparisons[comparisons["choice"].isin(["a", "b"])]
+    pair = np.sort(decided[["task_a", "task_b"]].to_numpy(), axis=1)
+    winner = np.where(decided["choice"] == "a", decided["task_a"], decided["task_b"])
+    frame = pd.DataFrame({"p0": pair[:, 0], "p1": pair[:, 1], "winner": winner})
+    winners = frame.groupby(["p0", "p1"])["winner"].nunique()
+    return float((winners == 1).mean())
+
+
+def test_same_seed_same_data_and_other_seed_other_data():
+    first = bp.simulate(n_tasks=30, n_comparisons=300, seed=4)
+    again = bp.simulate(n_tasks=30, n_comparisons=300, seed=4)
+    other = bp.simulate(n_tasks=30, n_comparisons=300, seed=5)
+    pd.testing.assert_frame_equal(first.comparisons, again.comparisons)
+    assert not first.comparisons["choice"].equals(other.comparisons["choice"])
+
+
+def test_truth_follows_model_conventions():
+    simulation = bp.simulate(n_tasks=100, n_datasets=4, n_comparisons=500, seed=2)
+    truth = simulation.truth
+    means = truth.groupby("dataset")["mu"].mean().to_numpy()
+    np.testing.assert_allclose(means, simulation.parameters["dataset_mean"], atol=1e-12)
+    assert abs(sum(simulation.parameters["dataset_mean"])) < 1e-12
+    assert abs(np.sum(np.log(simulation.parameters["sigma_dataset"]))) < 1e-12
+
+
+def test_orders_are_random_and_not_tied_to_ids():
+    comparisons = bp.simulate(n_tasks=80, n_comparisons=2000, seed=3).comparisons
+    lower_id_first = (comparisons["task_a"] < comparisons["task_b"]).mean()
+    assert 0.45 < lower_id_first < 0.55
+
+
+def test_position_bias_moves_first_position_win_rate():
+    favoured = bp.simulate(n_tasks=100, n_comparisons=4000, position_bias=0.5, seed=1)
+    neutral = bp.simulate(n_tasks=100, n_comparisons=4000, position_bias=0.0, seed=1)
+    assert (favoured.comparisons["choice"] == "a").mean() > 0.56
+    assert abs((neutral.comparisons["choice"] == "a").mean() - 0.5) < 0.03
+
+
+def test_every_task_is_compared_and_graph_connected():
+    simulation = bp.simulate(n_tasks=80, n_comparisons=80, seed=0)
+    data = bp.load_choice_data(simulation.comparisons, simulation.tasks)
+    assert len(data.tasks) == 80 and not data.notes
+
+
+def test_realistic_preset_matches_the_research_data():
+    simulation = bp.simulate(bp.SimulationConfig.realistic(n_tasks=300, seed=0))
+    comparisons = simulation.comparisons
+    degree = (
+        pd.concat([comparisons["task_a"], comparisons["task_b"]])
+        .groupby(pd.concat([comparisons["task_a"], comparisons["task_b"]]))
+        .size()
+        / 5
+    )
+    assert 13 <= degree.mean() <= 17
+    assert 0.83 <= unanimous_share(comparisons) <= 0.89
+    decided = comparisons[comparisons["choice"].isin(["a", "b"])]
+    assert 0.46 <= (decided["choice"] == "a").mean() <= 0.49
+    assert (comparisons["choice"] == "refusal").mean() < 0.01
+
+
+def test_refusals_correlate_with_utility():
+    simulation = bp.simulate(
+        n_tasks=200, n_comparisons=8000, refusal_rate=0.2, refusal_utility_corr=-0.7, seed=0
+    )
+    counts = bp.load_choice_data(simulation.comparisons).task_counts.merge(
+        simulation.truth, on="task_id"
+    )
+    rate = counts["n_refusal"] / (counts["n_trials"] + counts["n_refusal"])
+    assert np.corrcoef(rate, counts["mu"])[0, 1] < -0.4
+
+
+def test_write_simulation_files_follow_the_contract(tmp_path):
+    simulation = bp.simulate(n_tasks=20, n_comparisons=100, seed=0, refusal_rate=0.1)
+    bp.write_simulation(simulation, tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "comparisons.csv",
+        "tasks.csv",
+        "truth.csv",
+        "truth.json",
+    ]
+    frame = read_comparisons(tmp_path / "comparisons.csv", tmp_path / "tasks.csv")
+    assert len(frame) == 100
+    truth = pd.read_csv(tmp_path / "truth.csv")
+    assert list(truth.columns[:4]) == ["task_id", "dataset", "mu", "sigma"]
+    assert json.loads((tmp_path / "truth.json").read_text())["position_bias"] == 0.3
+
+
+def test_impossible_designs_are_refused():
+    with pytest.raises(ValueError, match="need more distinct pairs"):
+        bp.SimulationConfig(n_tasks=5, n_comparisons=100)
+    with pytest.raises(ValueError, match="n_tasks"):
+        bp.SimulationConfig(n_tasks=1)

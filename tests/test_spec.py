@@ -1,0 +1,47 @@
+from __future__ import annotations
+
+import pytest
+
+from bayespref.spec import ModelSpec, SpecError, available_models, resolve_spec
+
+
+def test_default_and_named_models_resolve():
+    default = resolve_spec(None)
+    assert default.name == "hierarchical"
+    assert (default.noise, default.position, default.hierarchy) == (
+        "per-dataset",
+        "global",
+        "dataset",
+    )
+    assert {
+        "hierarchical",
+        "thurstone",
+        "thurstone-sigma",
+        "position",
+        "position-by-dataset",
+    } <= set(available_models())
+    assert resolve_spec("thurstone").noise == "shared"
+
+
+def test_unknown_key_and_bad_value_name_the_file(tmp_path):
+    path = tmp_path / "mine.toml"
+    path.write_text('noise = "per-task"\nlinks = "probit"\n')
+    with pytest.raises(SpecError, match=r"mine.toml: unknown key 'links'"):
+        resolve_spec(path)
+    path.write_text('noise = "per-item"\n')
+    with pytest.raises(SpecError, match=r"mine.toml: .*noise = 'per-item' is not one of"):
+        resolve_spec(path)
+    path.write_text("noise = [1\n")
+    with pytest.raises(SpecError, match="not valid TOML"):
+        resolve_spec(path)
+    with pytest.raises(SpecError, match="unknown model 'nope'"):
+        resolve_spec("nope")
+
+
+def test_user_file_takes_its_name_and_hash_tracks_content(tmp_path):
+    path = tmp_path / "mine.toml"
+    path.write_text('noise = "per-task"\n')
+    spec = resolve_spec(path)
+    assert spec.name == "mine" and spec.noise == "per-task"
+    assert spec.hash == ModelSpec(name="mine", noise="per-task").hash
+    assert spec.hash != ModelSpec(name="mine", noise="shared").hash
