@@ -94,11 +94,12 @@ def _utility(spec: ModelSpec, data: ChoiceData, task_dataset) -> pt.TensorVariab
     if spec.hierarchy == "dataset":
         mean = _zero_sum_or_zero("dataset_mean", PRIORS["dataset_mean_sd"], n_datasets)
         spread = pm.HalfNormal("dataset_spread", sigma=PRIORS["dataset_spread_sd"], dims="dataset")
-        offset = pm.Normal("mu_offset", 0.0, 1.0, dims="task")
-        centred = _centred_within(offset, data.task_dataset_idx, n_datasets)
-        return pm.Deterministic(
-            "mu", mean[task_dataset] + spread[task_dataset] * centred, dims="task"
-        )
+        if spec.parameterization == "centered":
+            deviation = pm.Normal("mu_offset", 0.0, spread[task_dataset], dims="task")
+        else:
+            deviation = spread[task_dataset] * pm.Normal("mu_offset", 0.0, 1.0, dims="task")
+        centred = _centred_within(deviation, data.task_dataset_idx, n_datasets)
+        return pm.Deterministic("mu", mean[task_dataset] + centred, dims="task")
     spread = pm.HalfNormal("task_spread", sigma=PRIORS["task_spread_sd"])
     offset = pm.ZeroSumNormal("mu_offset", sigma=1.0, dims="task")
     return pm.Deterministic("mu", spread * offset, dims="task")

@@ -15,6 +15,7 @@ OPTIONS: dict[str, tuple[str, ...]] = {
     "noise": ("shared", "per-dataset", "per-task"),
     "position": ("none", "global", "per-dataset"),
     "hierarchy": ("none", "dataset"),
+    "parameterization": ("centered", "non-centered"),
 }
 
 
@@ -32,6 +33,7 @@ class ModelSpec:
     noise: str = "per-dataset"
     position: str = "global"
     hierarchy: str = "dataset"
+    parameterization: str = "centered"
 
     def __post_init__(self) -> None:
         for key, allowed in OPTIONS.items():

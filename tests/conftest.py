@@ -16,6 +16,7 @@ def small_simulation():
         n_tasks=40,
         n_datasets=2,
         n_comparisons=1200,
+        repeats=2,
         position_bias=0.4,
         refusal_rate=0.05,
         unparsed_rate=0.02,

@@ -15,7 +15,7 @@ def invoke(*args: str):
 def test_simulate_fit_predict_end_to_end(tmp_path):
     sim = tmp_path / "sim"
     result = invoke(
-        "simulate", "--tasks", 30, "--datasets", 2, "--comparisons", 600, "--seed", 1, "--out", sim
+        "simulate", "--tasks", 30, "--datasets", 2, "--comparisons", 400, "--seed", 1, "--out", sim
     )
     assert result.exit_code == 0, result.output
     fit_dir = tmp_path / "fit"
@@ -42,7 +42,7 @@ def test_simulate_fit_predict_end_to_end(tmp_path):
     result = invoke("predict", fit_dir, sim / "comparisons.csv", "--out", predictions)
     assert result.exit_code == 0, result.output
     frame = pd.read_csv(predictions)
-    assert len(frame) == 600 and {"p_first_mean", "p_first_low", "p_first_high"} <= set(
+    assert len(frame) == 400 and {"p_first_mean", "p_first_low", "p_first_high"} <= set(
         frame.columns
     )
 

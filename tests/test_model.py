@@ -50,7 +50,14 @@ def test_every_spec_builds_with_named_coords_and_finite_logp(
     tiny_data, noise, position, hierarchy, link
 ):
     _, data = tiny_data
-    spec = ModelSpec(noise=noise, position=position, hierarchy=hierarchy, link=link)
+    parameterization = "non-centered" if noise == "shared" else "centered"
+    spec = ModelSpec(
+        noise=noise,
+        position=position,
+        hierarchy=hierarchy,
+        link=link,
+        parameterization=parameterization,
+    )
     model = build_model(spec, data)
     assert list(model.coords["task"]) == data.tasks["task_id"].tolist()
     assert list(model.coords["dataset"]) == data.datasets
