@@ -156,6 +156,9 @@ def fit(
     force: Annotated[bool, typer.Option(help="Replace an existing output folder.")] = False,
     strict: Annotated[bool, typer.Option(help="Exit with code 1 when diagnostics fail.")] = False,
     progress: Annotated[bool, typer.Option(help="Show the sampler's progress bars.")] = True,
+    log_likelihood: Annotated[
+        bool, typer.Option(help="Store the pointwise log-likelihood (needed by compare).")
+    ] = True,
 ) -> None:
     """Fit a Thurstonian model to comparisons and write the fit folder."""
     from bayespref.fit import FitError, SamplerSettings
@@ -166,7 +169,14 @@ def fit(
             chains=chains, draws=draws, tune=tune, target_accept=target_accept, seed=seed
         )
         result = run_fit(
-            comparisons, tasks, model, settings, out=out, force=force, progressbar=progress
+            comparisons,
+            tasks,
+            model,
+            settings,
+            out=out,
+            force=force,
+            progressbar=progress,
+            log_likelihood=log_likelihood,
         )
     except (DataError, SpecError, FitError) as error:
         _fail(error)

@@ -104,7 +104,9 @@ def _versions() -> dict[str, str]:
     return found
 
 
-def _sample(model, settings: SamplerSettings, progressbar: bool) -> xr.DataTree:
+def _sample(
+    model, settings: SamplerSettings, progressbar: bool, log_likelihood: bool
+) -> xr.DataTree:
     import pymc as pm
 
     with model:
@@ -121,7 +123,10 @@ def _sample(model, settings: SamplerSettings, progressbar: bool) -> xr.DataTree:
                 "chain_method": device.chain_method(settings.chains),
             },
         )
-        pm.compute_log_likelihood(idata, model=model, progressbar=False)
+        if log_likelihood:
+            pm.compute_log_likelihood(idata, model=model, progressbar=False)
+            # float32 halves the largest group of the file; LOO needs no more precision.
+            idata["log_likelihood"] = idata["log_likelihood"].to_dataset().astype(np.float32)
     return idata
 
 
@@ -149,14 +154,18 @@ def fit_data(
     spec: ModelSpec,
     settings: SamplerSettings | None = None,
     progressbar: bool = True,
+    log_likelihood: bool = True,
 ) -> Fit:
-    """Sample the posterior of `spec` on prepared data and summarise it."""
+    """Sample the posterior of `spec` on prepared data and summarise it.
+
+    `log_likelihood=False` skips the pointwise log-likelihood (cells x draws), which LOO needs
+    but which dominates the file size for large data."""
     from bayespref.model import build_model
 
     settings = settings or SamplerSettings()
     started = time.perf_counter()
     model = build_model(spec, data)
-    idata = _sample(model, settings, progressbar)
+    idata = _sample(model, settings, progressbar, log_likelihood)
     _attach_metadata(idata, data, spec, settings)
     posterior = idata["posterior"].to_dataset()
     r_hat, ess_bulk = convergence(idata)
@@ -206,13 +215,14 @@ def fit(
     out: str | Path | None = None,
     force: bool = False,
     progressbar: bool = True,
+    log_likelihood: bool = True,
 ) -> Fit:
     """Validate comparisons, sample the model's posterior, and write the fit folder if `out`."""
     spec = resolve_spec(model)
     if out is not None:
         ensure_writable(out, force)
     data = load_choice_data(comparisons, tasks)
-    result = fit_data(data, spec, settings, progressbar)
+    result = fit_data(data, spec, settings, progressbar, log_likelihood)
     if out is not None:
         result.save(out, force=force)
     return result

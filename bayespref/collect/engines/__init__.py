@@ -1,0 +1,56 @@
+"""Engines answer chat requests: vLLM, transformers, an OpenAI-compatible server, or a simulator.
+Each is imported only when chosen, so torch and vLLM stay optional."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from bayespref.collect.engines.base import Engine, Generation, Request, Response
+from bayespref.collect.engines.openai import HttpSettings
+
+ENGINES = ("vllm", "transformers", "openai", "simulated")
+
+__all__ = ["ENGINES", "Engine", "EngineOptions", "Generation", "Request", "Response", "make_engine"]
+
+
+@dataclass(frozen=True)
+class EngineOptions:
+    """How to reach or run the engine; none of these changes an answer's content."""
+
+    http: HttpSettings = field(default_factory=HttpSettings)  # openai
+    tensor_parallel_size: int = 1  # vllm
+    device: str | None = None  # transformers: "cuda", "cpu", ...; default: cuda when present
+    latency: float = 0.0  # simulated: seconds per batch
+    truth: str | None = None  # simulated: a `bayespref simulate` folder
+
+
+def make_engine(
+    engine: str, model: str, generation: Generation, options: EngineOptions, seed: int = 0
+) -> Engine:
+    """Start the named engine (this is where a model is loaded)."""
+    if engine == "simulated":
+        from bayespref.collect.engines.simulated import SimulatedEngine, read_truth
+
+        if options.truth is None:
+            raise ValueError("the simulated engine needs a truth folder (--truth)")
+        _, truth, parameters = read_truth(options.truth)
+        return SimulatedEngine(
+            truth,
+            float(parameters["position_bias"]),
+            generation,
+            unparsed_rate=float(parameters.get("config", {}).get("unparsed_rate", 0.0)),
+            latency=options.latency,
+        )
+    if engine == "openai":
+        from bayespref.collect.engines.openai import OpenAIEngine
+
+        return OpenAIEngine(model, generation, options.http)
+    if engine == "vllm":
+        from bayespref.collect.engines.vllm import VllmEngine
+
+        return VllmEngine(model, generation, options.tensor_parallel_size, seed)
+    if engine == "transformers":
+        from bayespref.collect.engines.transformers import TransformersEngine
+
+        return TransformersEngine(model, generation, options.device)
+    raise ValueError(f"unknown engine '{engine}'; choose one of {', '.join(ENGINES)}")
