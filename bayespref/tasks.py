@@ -74,7 +74,9 @@ def _task_id(dataset: str, prompt: str) -> str:
     return f"{dataset}-{hashlib.sha256(prompt.encode()).hexdigest()[:10]}"
 
 
-def tasks_from_rows(rows: Iterable[Mapping], dataset: str, mapper: Mapper, n: int | None = None):
+def tasks_from_rows(
+    rows: Iterable[Mapping], dataset: str, mapper: Mapper, n: int | None = None
+) -> pd.DataFrame:
     """Map source rows to tasks (skipping rows the mapper rejects and repeated prompts), up to n.
 
     The task id is the dataset name and a hash of the prompt, so it is stable across runs.
@@ -206,15 +208,14 @@ def stratified_sample(tasks: pd.DataFrame, n: int, seed: int = 0) -> pd.DataFram
     if n >= len(tasks):
         return tasks.reset_index(drop=True)
     sizes = tasks.groupby("dataset", sort=True).size()
-    quota = pd.Series(0, index=sizes.index)
-    left = n
-    while left:
-        open_sets = sizes.index[quota < sizes]
-        share, extra = divmod(left, len(open_sets))
-        for position, name in enumerate(open_sets):
-            take = min(share + (position < extra), sizes[name] - quota[name])
-            quota[name] += take
-            left -= take
+    # The largest per-dataset cap whose capped sizes still fit in n; datasets above the cap
+    # share what is left, one task each, in name order.
+    low, high = 0, int(sizes.max())
+    while low < high:
+        middle = (low + high + 1) // 2
+        low, high = (middle, high) if sizes.clip(upper=middle).sum() <= n else (low, middle - 1)
+    quota = sizes.clip(upper=low)
+    quota[sizes.index[sizes > low][: n - int(quota.sum())]] += 1
     rng = np.random.default_rng(seed)
     chosen = []
     for name, group in tasks.groupby("dataset", sort=True):

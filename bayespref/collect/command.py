@@ -14,6 +14,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from bayespref.collect.engines import ENGINES, EngineOptions
 from bayespref.collect.engines.openai import HttpSettings
 from bayespref.collect.runner import CollectConfig, CollectResult, Preview, collect, preview
+from bayespref.collect.templates import available_templates
 from bayespref.data import DEFAULT_CONDITION
 
 console = Console()
@@ -52,7 +53,9 @@ def collect_command(
             help="Simulated engine: a `bayespref simulate` folder (replaces --tasks, --model)."
         ),
     ] = None,
-    protocol: Annotated[str, typer.Option(help="Template id.")] = "pre-task-revealed",
+    protocol: Annotated[
+        str, typer.Option(help=f"Template id: {', '.join(available_templates())}.")
+    ] = "pre-task-revealed",
     degree: Annotated[
         int | None, typer.Option(help="Partners per task (random near-regular graph); default all.")
     ] = None,
@@ -152,7 +155,7 @@ def collect_command(
     )
     if not result.complete:
         errors.print(
-            f"[yellow]warning:[/] {result.errors} trials failed (last error: {result.last_error}); "
+            f"[yellow]warning:[/] {result.errors} trials failed (e.g. {result.error_example}); "
             "run the same command again to retry them",
             highlight=False,
             soft_wrap=True,

@@ -8,22 +8,38 @@ import numpy as np
 
 from bayespref.data import DataError
 
+CANDIDATES = 8  # draws per cycle or matching, the one adding the most new edges is kept
+
 
 def _random_graph(n: int, degree: int, rng: np.random.Generator) -> set[tuple[int, int]]:
-    """About `degree` partners per task: degree // 2 random Hamiltonian cycles (the first makes
-    the graph connected), plus a random matching when the degree is odd. An edge drawn twice is
-    kept once, so a few tasks may end with slightly fewer partners."""
+    """About `degree` partners per task, as unordered index pairs.
+
+    Sparse: degree // 2 random Hamiltonian cycles (the first makes the graph connected), plus a
+    random matching when the degree is odd; each is the best of CANDIDATES draws at avoiding
+    edges already taken, and an edge drawn twice is kept once, so a few tasks may end with
+    slightly fewer partners. Dense (degree above (n - 1) / 2): all pairs less a sparse random
+    graph of degree n - 1 - degree, which keeps every task's count near `degree`.
+    """
+    if degree > (n - 1) / 2:
+        removed = _random_graph(n, n - 1 - degree, rng) if degree < n - 1 else set()
+        return {(i, j) for i in range(n) for j in range(i + 1, n)} - removed
     edges: set[tuple[int, int]] = set()
 
-    def add(a: np.ndarray, b: np.ndarray) -> None:
-        edges.update((min(i, j), max(i, j)) for i, j in zip(a.tolist(), b.tolist(), strict=True))
+    def fresh(a: np.ndarray, b: np.ndarray) -> set[tuple[int, int]]:
+        pairs = zip(a.tolist(), b.tolist(), strict=True)
+        return {(min(i, j), max(i, j)) for i, j in pairs} - edges
 
-    for _ in range(degree // 2):
+    def cycle() -> set[tuple[int, int]]:
         order = rng.permutation(n)
-        add(order, np.roll(order, -1))
-    if degree % 2:
+        return fresh(order, np.roll(order, -1))
+
+    def matching() -> set[tuple[int, int]]:
         order = rng.permutation(n)[: n - n % 2]
-        add(order[0::2], order[1::2])
+        return fresh(order[0::2], order[1::2])
+
+    draws = [cycle] * (degree // 2) + [matching] * (degree % 2)
+    for draw in draws:
+        edges |= max((draw() for _ in range(CANDIDATES)), key=len)
     return edges
 
 

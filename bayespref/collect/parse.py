@@ -7,8 +7,10 @@ Choice answers are read in this order; the first rule that applies decides:
    `unparsed`). Templates that ask for a tag (answer "xml") are read by this rule only, because
    their answers also contain "Task A:" headings while doing both tasks.
 3. A label at the start, after markdown and a lead-in such as "Choice:": "Task A:", "**Task B:**",
-   "Task 1", "A.", "B)", "A" alone on its line. A bare label must be followed by punctuation or a
-   line end, so "A good choice is..." is not a choice of A.
+   "Task 1", "A.", "B)", "A" alone on its line. The label must be followed by punctuation or a
+   line end, so neither "A good choice is..." nor "Task A and Task B both..." is a choice; a full
+   stop ends only a letter label, since "1. First, ..." opens a numbered list. An answer that
+   names a task and then declines to do it ("Task A: I'm sorry, I can't...") chose that task.
 4. A stated choice anywhere: a choosing verb before "Task X" ("I'll go with Task B", "I choose
    Task A"), or "answer/choice: X". A verb negated just before ("I won't do Task A") does not count;
    two different labels stated this way are `unparsed`.
@@ -27,13 +29,13 @@ REFUSAL_WINDOW = 300
 REFUSAL_PATTERNS = tuple(
     re.compile(pattern, re.IGNORECASE)
     for pattern in (
-        r"\bI (?:can ?not|can't|won't|will not|shouldn't|refuse to|am not going to|'m not going to)"
-        r" (?:help|assist|do|complete|comply|fulfil|fulfill|engage|provide|write|create|produce|"
-        r"choose|pick|take|participate|support|go along)",
+        r"\bI(?: can ?not| can't| won't| will not| shouldn't| refuse to| am not going to|"
+        r"'m not going to) (?:help|assist|do|complete|comply|fulfil|fulfill|engage|provide|"
+        r"write|create|produce|choose|pick|take|participate|support|go along)",
         r"\bI won't\b",
-        r"\b(?:do|choose|pick|complete) neither\b",
+        r"\b(?:do|choose|pick|complete|go with) neither\b",
         r"\bI(?:'m| am) (?:not able|unable|not comfortable|not willing)\b",
-        r"\bI (?:must|have to|need to|will|'ll) (?:respectfully |politely )?decline\b",
+        r"\bI(?: must| have to| need to| will|'ll) (?:respectfully |politely )?decline\b",
         r"\bI (?:can't|cannot|won't) (?:in good conscience|ethically)\b",
     )
 )
@@ -78,7 +80,6 @@ def _from_tags(text: str, labels: tuple[str, str]) -> str | None:
 def _from_prefix(text: str, labels: tuple[str, str]) -> str | None:
     head = _LEAD_IN.sub("", text.lstrip(_MARKUP)).lstrip(_MARKUP)
     for label in labels:
-        # "1. First, ..." opens a numbered list, so a full stop ends only a letter label.
         stops = r":)\]*\-" + "\u2013\u2014" + ("" if label.isdigit() else ".")
         end = rf"(?=[ \t]*(?:[{stops}]|\n|$))"
         name = re.escape(label)
@@ -112,7 +113,9 @@ def is_refusal(text: str) -> bool:
     return any(pattern.search(opening) for pattern in REFUSAL_PATTERNS)
 
 
-def parse_choice(text: str | None, labels: tuple[str, str] = ("A", "B"), answer="prefix") -> str:
+def parse_choice(
+    text: str | None, labels: tuple[str, str] = ("A", "B"), answer: str = "prefix"
+) -> str:
     """`a` (first shown), `b`, `refusal` or `unparsed`, by the rules in the module docstring."""
     text = _normalize(text or "").strip()
     if not text:

@@ -65,7 +65,7 @@ class CollectResult:
     planned: int
     completed: int
     errors: int
-    last_error: str | None
+    error_example: str | None  # one of the errors still unresolved
 
     @property
     def complete(self) -> bool:
@@ -235,8 +235,8 @@ def _table(
     return frame
 
 
-def _ask(engine: Engine, trials: list[Trial], template: Template) -> list[Response]:
-    requests = [Request(t.key, t.messages, t.seed, t.task_ids, template) for t in trials]
+def _ask(engine: Engine, trials: list[Trial], template: Template, condition: str) -> list[Response]:
+    requests = [Request(t.key, t.messages, t.seed, t.task_ids, template, condition) for t in trials]
     try:
         return engine.generate(requests)
     except Exception as error:  # recorded for each trial and retried by the next run
@@ -291,7 +291,7 @@ def collect(
                     options or EngineOptions(),
                     config.seed,
                 )
-            responses = _ask(engine, batch, template)
+            responses = _ask(engine, batch, template, config.condition)
             store.append([_record(t, r) for t, r in zip(batch, responses, strict=True)])
             done += sum(response.error is None for response in responses)
             if progress:
@@ -304,7 +304,7 @@ def collect(
         raise CollectError(
             f"the engine failed on {FAILED_BATCHES_LIMIT} batches in a row, so the run stopped "
             f"with {result.completed} of {result.planned} trials answered; last error: "
-            f"{result.last_error}"
+            f"{responses[-1].error}"
         )
     return result
 
@@ -331,7 +331,7 @@ def _finish(
         planned=len(trials),
         completed=len(table),
         errors=len(errors),
-        last_error=errors[-1] if errors else None,
+        error_example=errors[0] if errors else None,
     )
     manifest["status"] = {
         "planned": result.planned,

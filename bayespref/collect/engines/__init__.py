@@ -34,13 +34,7 @@ def make_engine(
         if options.truth is None:
             raise ValueError("the simulated engine needs a truth folder (--truth)")
         _, truth, parameters = read_truth(options.truth)
-        return SimulatedEngine(
-            truth,
-            float(parameters["position_bias"]),
-            generation,
-            unparsed_rate=float(parameters.get("config", {}).get("unparsed_rate", 0.0)),
-            latency=options.latency,
-        )
+        return SimulatedEngine(truth, parameters, generation, options.latency)
     if engine == "openai":
         from bayespref.collect.engines.openai import OpenAIEngine
 

@@ -27,6 +27,7 @@ class Request:
     seed: int
     task_ids: tuple[str, ...]  # (first, second) for a choice, (task,) for a rating
     template: Template
+    condition: str = "default"  # real engines see it through the system prompt only
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 from scipy.special import expit
 
-from bayespref.choice import cdf, first_choice_z
+from bayespref.choice import first_choice_probability, first_choice_z
 from bayespref.collect.engines.base import Generation, Request, Response
 from bayespref.data import DataError, read_table, require_columns, where
 
@@ -33,7 +33,7 @@ def read_truth(folder: str | Path) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
     tasks = read_table(folder / "tasks.csv")
     truth = read_table(folder / "truth.csv")
     source = str(folder / "truth.csv")
-    require_columns(truth, ("task_id", "mu", "sigma", "refusal_logit"), source)
+    require_columns(truth, ("task_id", "dataset", "mu", "sigma", "refusal_logit"), source)
     for column in ("mu", "sigma", "refusal_logit"):
         values = pd.to_numeric(truth[column], errors="coerce")
         bad = values.isna().to_numpy()
@@ -48,35 +48,52 @@ def read_truth(folder: str | Path) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
 
 
 class SimulatedEngine:
-    """P(first chosen) = Phi((mu_a - mu_b + position_bias) / sqrt(sigma_a^2 + sigma_b^2)); a
-    refusal with probability expit of the pair's mean refusal logit; a rating from the task's
-    utility. Each answer depends only on its request's seed, so reruns give the same answers."""
+    """Answers as the model's choice formula says, from a truth written by `write_simulation`.
+
+    P(first chosen) = lapse / 2 + (1 - lapse) * Phi(z), with z = (mu_a + shift_a - mu_b - shift_b
+    + position_bias) / sqrt(sigma_a^2 + sigma_b^2); the position bias is global or the mean of
+    the two datasets' biases, and the shift is the request's condition's utility shift for the
+    task's dataset ('default' has none; the truth's other conditions are 'condition_1', ...). A
+    trial is refused with probability expit of the pair's mean refusal logit, and is unparsed at
+    the truth's unparsed rate. Each answer depends only on its request's seed, so reruns give the
+    same answers.
+    """
 
     name = "simulated"
 
     def __init__(
         self,
         truth: pd.DataFrame,
-        position_bias: float,
+        parameters: dict,
         generation: Generation,
-        unparsed_rate: float = 0.0,
         latency: float = 0.0,
     ) -> None:
         self.index = {task: i for i, task in enumerate(truth["task_id"])}
         self.mu = truth["mu"].to_numpy(dtype=float)
         self.sigma = truth["sigma"].to_numpy(dtype=float)
         self.refusal_logit = truth["refusal_logit"].to_numpy(dtype=float)
-        self.position_bias = position_bias
+        datasets = list(parameters.get("datasets") or sorted(truth["dataset"].unique()))
+        self.dataset_idx = truth["dataset"].map({d: i for i, d in enumerate(datasets)}).to_numpy()
+        by_dataset = parameters.get("position_bias_by_dataset")
+        self.position_by_dataset = by_dataset is not None
+        self.position = np.asarray(
+            by_dataset if self.position_by_dataset else parameters["position_bias"], dtype=float
+        )
+        shifts = [np.zeros(len(datasets)), *parameters.get("condition_shifts", [])]
+        self.shifts = np.vstack(shifts)
+        self.conditions = ["default", *(f"condition_{c}" for c in range(1, len(shifts)))]
+        self.lapse = float(parameters.get("lapse_rate", 0.0))
+        self.unparsed_rate = float(parameters.get("config", {}).get("unparsed_rate", 0.0))
         self.generation = generation
-        self.unparsed_rate = unparsed_rate
         self.latency = latency  # seconds per batch, to rehearse slow engines and interruptions
 
     def _choice(self, request: Request, rng: np.random.Generator) -> Response:
         a, b = (self.index[task] for task in request.task_ids)
+        utility = self._utility(request.condition)
         z = first_choice_z(
-            self.mu, self.sigma, self.position_bias, a, b, None, position_by_dataset=False
+            utility, self.sigma, self.position, a, b, self.dataset_idx, self.position_by_dataset
         )
-        p_first = float(cdf(np.asarray(z), "probit"))
+        p_first = float(first_choice_probability(np.asarray(z), "probit", self.lapse))
         refused, unparsed, first = rng.random(3) < [
             expit((self.refusal_logit[a] + self.refusal_logit[b]) / 2),
             self.unparsed_rate,
@@ -95,15 +112,20 @@ class SimulatedEngine:
             text = f"Task {label}: Here is my work on this task."
         return Response(text, p_a, label_mass)
 
+    def _utility(self, condition: str) -> np.ndarray:
+        return self.mu + self.shifts[self.conditions.index(condition), self.dataset_idx]
+
     def _rating(self, request: Request, rng: np.random.Generator) -> Response:
+        """The allowed value nearest to the scale's middle plus (utility + noise) / 3 of its
+        half-width."""
         scale = request.template.scale
         assert scale is not None
         task = self.index[request.task_ids[0]]
-        draw = self.mu[task] + self.sigma[task] * rng.normal()
+        draw = self._utility(request.condition)[task] + self.sigma[task] * rng.normal()
         middle, half = (scale.low + scale.high) / 2, (scale.high - scale.low) / 2
-        value = int(np.clip(round(middle + half * draw / 3), scale.low, scale.high))
-        if value == scale.banned:
-            value += 1 if draw > 0 else -1
+        target = middle + half * draw / 3
+        allowed = [v for v in range(scale.low, scale.high + 1) if scale.allows(v)]
+        value = min(allowed, key=lambda v: (abs(v - target), v))
         return Response(f"<rating>{value}</rating>")
 
     def generate(self, requests: Sequence[Request]) -> list[Response]:
@@ -114,6 +136,11 @@ class SimulatedEngine:
             unknown = [task for task in request.task_ids if task not in self.index]
             if unknown:
                 responses.append(Response(error=f"task '{unknown[0]}' is not in the truth table"))
+                continue
+            if request.condition not in self.conditions:
+                known = ", ".join(self.conditions)
+                error = f"condition '{request.condition}' is not in the truth ({known})"
+                responses.append(Response(error=error))
                 continue
             rng = np.random.default_rng(request.seed)
             answer = self._rating if request.template.kind == "rating" else self._choice

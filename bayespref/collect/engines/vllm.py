@@ -24,7 +24,7 @@ class VllmEngine:
         self.generation = generation
         self.llm = vllm.LLM(model=model, tensor_parallel_size=tensor_parallel_size, seed=seed)
 
-    def _params(self, request: Request):
+    def _params(self, request: Request) -> object:  # a vllm.SamplingParams
         return self.vllm.SamplingParams(
             n=1,
             temperature=self.generation.temperature,
