@@ -20,3 +20,8 @@ def first_choice_z(mu, sigma, position, a_idx, b_idx, task_dataset, position_by_
 def cdf(z: np.ndarray, link: str) -> np.ndarray:
     """F(z): the standard normal CDF (probit) or the logistic function (logit)."""
     return ndtr(z) if link == "probit" else expit(z)
+
+
+def first_choice_probability(z: np.ndarray, link: str, lapse=0.0) -> np.ndarray:
+    """P(first chosen) = lapse/2 + (1 - lapse) F(z): a lapse ignores the tasks."""
+    return lapse / 2 + (1 - lapse) * cdf(z, link)

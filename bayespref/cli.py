@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from bayespref.collect.command import collect_command
 from bayespref.data import DataError, DataWarning, write_table
 from bayespref.spec import SpecError
 
@@ -37,6 +38,9 @@ def _show_warning(message, category, filename, lineno, file=None, line=None) -> 
 @app.callback()
 def main() -> None:
     warnings.showwarning = _show_warning
+
+
+app.command("collect")(collect_command)
 
 
 @app.command()
@@ -136,6 +140,13 @@ def _print_summary(result, out: Path | None) -> None:
         )
     for reason in diagnostics["reasons"]:
         console.print(f"[bold yellow]warning:[/] {reason}", highlight=False)
+    for row in result.ppc[result.ppc["outside"]].itertuples():
+        console.print(
+            f"[bold yellow]posterior predictive check:[/] {escape(row.statistic)} observed "
+            f"{row.observed:.3f}, outside the replicated 94% interval "
+            f"[{row.replicated_low:.3f}, {row.replicated_high:.3f}]",
+            highlight=False,
+        )
     if out is not None:
         console.print(f"wrote {out}/ ({', '.join(sorted(p.name for p in out.iterdir()))})")
 
@@ -201,3 +212,37 @@ def predict(
         _fail(error)
     write_table(predictions, out)
     console.print(f"wrote {out}: {len(predictions)} rows")
+
+
+@app.command()
+def compare(
+    fit_dirs: Annotated[list[Path], typer.Argument(help="Two or more fit folders.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Where to save the table.")] = Path(
+        "compare.csv"
+    ),
+) -> None:
+    """Rank fits of the same data by PSIS-LOO expected log predictive density."""
+    from bayespref.compare import compare as run_compare
+    from bayespref.fit import FitError
+
+    try:
+        comparison = run_compare(fit_dirs)
+    except FitError as error:
+        _fail(error)
+    table = Table(title=f"PSIS-LOO comparison (one unit = {comparison.loo_unit})")
+    for column in comparison.table.columns:
+        table.add_column(column, justify="left" if column == "model" else "right")
+    for row in comparison.table.itertuples(index=False):
+        table.add_row(
+            *(f"{value:.2f}" if isinstance(value, float) else escape(str(value)) for value in row)
+        )
+    console.print(table)
+    for row in comparison.worst.itertuples():
+        console.print(
+            f"[bold yellow]warning:[/] {escape(row.model)}: Pareto k {row.pareto_k:.2f} at cell "
+            f"{row.cell} ({escape(row.task_a)} shown before {escape(row.task_b)}); LOO is "
+            "unreliable there",
+            highlight=False,
+        )
+    write_table(comparison.table, out)
+    console.print(f"wrote {out}")

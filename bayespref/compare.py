@@ -41,25 +41,39 @@ def _cell_labels(fit: Fit, cells: np.ndarray) -> pd.DataFrame:
     )
 
 
+def _summed_log_likelihood(fit: Fit):
+    """One pointwise log-likelihood per cell: a cell's choices and refusals together."""
+    group = fit.idata["log_likelihood"].to_dataset()
+    if len(group.data_vars) == 1:
+        return fit.idata
+    tree = fit.idata.copy()
+    total = sum(group[name] for name in group.data_vars)
+    tree["log_likelihood"] = total.rename("cell_trials").to_dataset()
+    return tree
+
+
 def compare(fits: list[str | Path], worst: int = 5) -> Comparison:
     """LOO table of several fits; refuses fits of different data or without log-likelihood."""
     paths = [Path(path) for path in fits]
     if len(paths) < 2:
         raise FitError("compare needs at least two fit folders")
     loaded = [load_fit(path) for path in paths]
-    hashes = {fit.idata.attrs["data_hash"] for fit in loaded}
-    if len(hashes) > 1:
-        listed = ", ".join(
-            f"{path} ({fit.idata.attrs['data_hash']})" for path, fit in zip(paths, loaded, strict=True)
-        )
-        raise FitError(f"the fits were made on different data and cannot be compared: {listed}")
+    for key, what in (
+        ("data_hash", "were made on different data"),
+        ("observations_hash", "read the same data differently (e.g. refusals modelled in one)"),
+    ):
+        if len({fit.idata.attrs[key] for fit in loaded}) > 1:
+            listed = ", ".join(
+                f"{path} ({fit.idata.attrs[key]})" for path, fit in zip(paths, loaded, strict=True)
+            )
+            raise FitError(f"the fits {what} and cannot be compared by LOO: {listed}")
     for path, fit in zip(paths, loaded, strict=True):
         if "log_likelihood" not in fit.idata.children:
             raise FitError(f"'{path}' has no log_likelihood; refit it without --no-log-likelihood")
     names = _names(paths)
     loos, worst_rows = {}, []
     for name, fit in zip(names, loaded, strict=True):
-        loo = az.loo(fit.idata, pointwise=True)
+        loo = az.loo(_summed_log_likelihood(fit), pointwise=True)
         loos[name] = loo
         k = np.asarray(loo.pareto_k).ravel()
         order = np.argsort(k)[::-1][:worst]

@@ -293,7 +293,9 @@ class ChoiceData:
     tasks: pd.DataFrame  # task_id, dataset, dataset_idx; model order
     datasets: list[str]
     conditions: list[str]
-    cells: pd.DataFrame  # task_a, task_b, condition, a_idx, b_idx, condition_idx, n, k
+    # task_a, task_b, condition, a_idx, b_idx, condition_idx; n choice trials, k of them won by
+    # the first-shown task, r refused
+    cells: pd.DataFrame
     task_counts: pd.DataFrame  # per task: outcomes of every trial it was in
     data_hash: str
     n_trials: int
@@ -303,6 +305,16 @@ class ChoiceData:
     @property
     def task_dataset_idx(self) -> np.ndarray:
         return self.tasks["dataset_idx"].to_numpy()
+
+
+def ordered_conditions(names) -> list[str]:
+    """Conditions with the reference first: 'default' when present, else the first by name.
+    Condition shifts are measured from the reference."""
+    names = sorted(set(names))
+    if DEFAULT_CONDITION in names:
+        names.remove(DEFAULT_CONDITION)
+        names.insert(0, DEFAULT_CONDITION)
+    return names
 
 
 def _task_counts(comparisons: pd.DataFrame, task_ids: pd.Index) -> pd.DataFrame:
@@ -342,9 +354,10 @@ def _describe_parts(labels: np.ndarray, task_ids: np.ndarray, shown: int = 3) ->
 def prepare(
     comparisons: pd.DataFrame, tasks: pd.DataFrame | None = None, source: str = "<comparisons>"
 ) -> ChoiceData:
-    """Index tasks, aggregate identical (task_a, task_b, condition) choice trials into counts.
+    """Index tasks, aggregate identical (task_a, task_b, condition) trials into counts.
 
-    Refusals and unparsed answers are excluded from the cells and counted per task. Emits a
+    Each cell counts choice trials (n), first-position wins (k) and refusals (r); unparsed
+    answers are only counted per task. Emits a
     DataWarning for tasks never compared and for a comparison graph in several parts.
     """
     notes: list[str] = []
@@ -375,13 +388,18 @@ def prepare(
     )
     task_table["dataset_idx"] = task_table["dataset"].map({d: i for i, d in enumerate(datasets)})
     index_of = pd.Series(np.arange(len(ordered)), index=ordered)
-    conditions = sorted(comparisons["condition"].unique())
+    conditions = ordered_conditions(comparisons["condition"].unique())
 
-    decided = comparisons[comparisons["choice"].isin(("a", "b"))]
+    counted = comparisons[comparisons["choice"].isin(("a", "b", "refusal"))]
+    choice = counted["choice"]
     cells = (
-        decided.assign(first=(decided["choice"] == "a").astype(np.int64))
-        .groupby(["task_a", "task_b", "condition"], sort=True)["first"]
-        .agg(n="count", k="sum")
+        counted.assign(
+            first=(choice == "a").astype(np.int64),
+            decided=choice.isin(("a", "b")).astype(np.int64),
+            refused=(choice == "refusal").astype(np.int64),
+        )
+        .groupby(["task_a", "task_b", "condition"], sort=True)
+        .agg(n=("decided", "sum"), k=("first", "sum"), r=("refused", "sum"))
         .reset_index()
     )
     cells["a_idx"] = index_of.reindex(cells["task_a"]).to_numpy()
@@ -389,7 +407,7 @@ def prepare(
     cells["condition_idx"] = cells["condition"].map({c: i for i, c in enumerate(conditions)})
 
     outcome_counts = {c: int((comparisons["choice"] == c).sum()) for c in CHOICES}
-    if len(cells) == 0:
+    if cells["n"].sum() == 0:
         raise DataError(
             f"{where(source, column='choice')}: no trial has choice 'a' or 'b' "
             f"(outcomes: {outcome_counts}); there is nothing to fit"
@@ -401,8 +419,9 @@ def prepare(
             f"{len(without_choice)} tasks appear only in refused or unparsed trials; their utility "
             f"is the prior's: {listing(without_choice)}"
         )
+    edges = cells[cells["n"] > 0]
     graph = coo_matrix(
-        (np.ones(len(cells)), (cells["a_idx"], cells["b_idx"])), shape=(len(ordered),) * 2
+        (np.ones(len(edges)), (edges["a_idx"], edges["b_idx"])), shape=(len(ordered),) * 2
     )
     n_parts, labels = connected_components(graph, directed=False)
     if n_parts > 1:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -21,9 +22,23 @@ from bayespref.spec import ModelSpec, resolve_spec
 from bayespref.summaries import params_table, utilities_table
 
 FIT_FORMAT = 1
-FIT_FILES = ("posterior.nc", "utilities.csv", "params.csv", "diagnostics.json", "task_counts.csv")
-LOO_UNIT = "cell: all choice trials of one (task_a, task_b, condition), as binomial counts"
-_ID_COLUMNS = {"task_id": str, "dataset": str}
+FIT_FILES = (
+    "posterior.nc",
+    "utilities.csv",
+    "params.csv",
+    "diagnostics.json",
+    "task_counts.csv",
+    "ppc.csv",
+)
+LOO_UNIT = (
+    "cell: all trials of one ordered pair (task_a, task_b) in one condition, as binomial counts"
+)
+_REFUSAL_NOTES = {
+    "excluded": "refusals are counted but kept out of the likelihood",
+    "modelled": "refusals are a third outcome with per-task propensities",
+    "second-wins": "refusals are counted as wins for the second-shown task (reference method)",
+}
+_ID_COLUMNS = {"task_id": str, "dataset": str, "condition": str}
 _VERSIONED = ("bayespref", "pymc", "pytensor", "numpyro", "jax", "jaxlib", "arviz", "numpy")
 
 
@@ -54,10 +69,12 @@ class Fit:
     spec: ModelSpec
     tasks: pd.DataFrame  # task_id, dataset, dataset_idx in model order
     datasets: list[str]
+    conditions: list[str]  # the reference condition first
     utilities: pd.DataFrame
     params: pd.DataFrame
     diagnostics: dict
     task_counts: pd.DataFrame
+    ppc: pd.DataFrame | None = None  # posterior predictive checks (ppc.py)
 
     @property
     def posterior(self) -> xr.Dataset:
@@ -75,6 +92,7 @@ class Fit:
         write_table(self.utilities, partial / "utilities.csv")
         write_table(self.params, partial / "params.csv")
         write_table(self.task_counts, partial / "task_counts.csv")
+        write_table(self.ppc, partial / "ppc.csv")
         (partial / "diagnostics.json").write_text(json.dumps(self.diagnostics, indent=2) + "\n")
         if out.exists():
             replaced = out.parent / f".{out.name}.replaced-{os.getpid()}"
@@ -130,13 +148,30 @@ def _sample(
     return idata
 
 
-def _attach_metadata(idata: xr.DataTree, data: ChoiceData, spec: ModelSpec, settings) -> None:
+def observations_hash(cells: pd.DataFrame) -> str:
+    """What a model's likelihood saw: fits are LOO-comparable only when these agree."""
+    columns = ["task_a", "task_b", "condition", "n", "k", "r"]
+    return hashlib.sha256(cells[columns].to_csv(index=False).encode()).hexdigest()[:16]
+
+
+def trials_by_condition(cells: pd.DataFrame, n_conditions: int, n_tasks: int) -> np.ndarray:
+    """Trials each task was in, per condition, shaped (condition, task)."""
+    counts = np.zeros((n_conditions, n_tasks), dtype=np.int64)
+    for side in ("a_idx", "b_idx"):
+        np.add.at(counts, (cells["condition_idx"].to_numpy(), cells[side].to_numpy()), cells["n"])
+    return counts
+
+
+def _attach_metadata(
+    idata: xr.DataTree, data: ChoiceData, spec: ModelSpec, settings, observations: str
+) -> None:
     idata.attrs.update(
         {
             "bayespref_format": FIT_FORMAT,
             "spec": spec.to_json(),
             "spec_hash": spec.hash,
             "data_hash": data.data_hash,
+            "observations_hash": observations,
             "datasets": json.dumps(data.datasets),
             "conditions": json.dumps(data.conditions),
             "seed": settings.seed,
@@ -160,13 +195,15 @@ def fit_data(
 
     `log_likelihood=False` skips the pointwise log-likelihood (cells x draws), which LOO needs
     but which dominates the file size for large data."""
-    from bayespref.model import build_model
+    from bayespref.model import build_model, model_cells, models_conditions
+    from bayespref.ppc import posterior_predictive_checks
 
     settings = settings or SamplerSettings()
     started = time.perf_counter()
     model = build_model(spec, data)
+    cells = model_cells(spec, data)
     idata = _sample(model, settings, progressbar, log_likelihood)
-    _attach_metadata(idata, data, spec, settings)
+    _attach_metadata(idata, data, spec, settings, observations_hash(cells))
     posterior = idata["posterior"].to_dataset()
     r_hat, ess_bulk = convergence(idata)
     diagnostics = diagnose(idata, r_hat, ess_bulk)
@@ -178,7 +215,8 @@ def fit_data(
         "wall_seconds": round(time.perf_counter() - started, 2),
     }
     notes = list(data.notes)
-    if len(data.conditions) > 1:
+    by_condition = models_conditions(spec, data)
+    if len(data.conditions) > 1 and not by_condition:
         notes.append(
             f"{len(data.conditions)} conditions are pooled: model '{spec.name}' has no "
             "condition term"
@@ -187,24 +225,30 @@ def fit_data(
         "data_hash": data.data_hash,
         "n_trials": data.n_trials,
         "outcomes": data.outcome_counts,
-        "n_cells": len(data.cells),
+        "n_cells": len(cells),
+        "refusals": _REFUSAL_NOTES[spec.refusal],
         "n_tasks": len(data.tasks),
         "datasets": data.datasets,
         "conditions": data.conditions,
         "loo_unit": LOO_UNIT,
         "notes": notes,
     }
-    n_trials = data.task_counts["n_trials"].to_numpy()
-    return Fit(
+    n_trials = trials_by_condition(cells, len(data.conditions), len(data.tasks))
+    if not by_condition:
+        n_trials = n_trials.sum(axis=0)
+    result = Fit(
         idata=idata,
         spec=spec,
         tasks=data.tasks,
         datasets=data.datasets,
+        conditions=data.conditions,
         utilities=utilities_table(posterior, data.tasks, n_trials),
         params=params_table(posterior, r_hat, ess_bulk),
         diagnostics=diagnostics,
         task_counts=data.task_counts,
     )
+    result.ppc = posterior_predictive_checks(result, cells, seed=settings.seed)
+    return result
 
 
 def fit(
@@ -262,8 +306,10 @@ def load_fit(path: str | Path) -> Fit:
         spec=spec,
         tasks=tasks,
         datasets=datasets,
+        conditions=json.loads(attrs["conditions"]),
         utilities=pd.read_csv(path / "utilities.csv", dtype=_ID_COLUMNS, keep_default_na=False),
         params=pd.read_csv(path / "params.csv", keep_default_na=False),
         diagnostics=json.loads((path / "diagnostics.json").read_text()),
         task_counts=pd.read_csv(path / "task_counts.csv", dtype=_ID_COLUMNS, keep_default_na=False),
+        ppc=pd.read_csv(path / "ppc.csv"),
     )

@@ -6,7 +6,15 @@ import numpy as np
 import xarray as xr
 
 # Sampler-facing pieces that reported variables already express (e.g. mu = mean + spread * offset).
-INTERNAL = ("mu_offset", "sigma_offset", "position_offset", "log_sigma_dataset")
+INTERNAL = (
+    "mu_offset",
+    "sigma_offset",
+    "position_offset",
+    "log_sigma_dataset",
+    "condition_dataset_offset",
+    "condition_task_offset",
+    "refusal_offset",
+)
 
 
 def reported_variables(posterior: xr.Dataset) -> list[str]:

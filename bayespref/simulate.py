@@ -33,6 +33,11 @@ class SimulationConfig:
     refusal_rate: float = 0.0  # typical probability that a trial is refused
     refusal_utility_corr: float = -0.7  # correlation of refusal propensity with utility
     unparsed_rate: float = 0.0
+    # Optional per-dataset position biases (a pair takes the mean of its two datasets').
+    position_bias_by_dataset: tuple[float, ...] | None = None
+    # One tuple per condition beyond the reference 'default': its utility shift per dataset.
+    condition_shifts: tuple[tuple[float, ...], ...] = ()
+    lapse_rate: float = 0.0  # share of answers that ignore the tasks (a coin flip)
 
     @classmethod
     def realistic(cls, n_tasks: int = 300, n_datasets: int = 5, seed: int = 0) -> SimulationConfig:
@@ -62,6 +67,13 @@ class SimulationConfig:
             raise ValueError("refusal_rate and unparsed_rate must be in [0, 1)")
         if not -1 <= self.refusal_utility_corr <= 1:
             raise ValueError("refusal_utility_corr must be in [-1, 1]")
+        if not 0 <= self.lapse_rate <= 1:
+            raise ValueError("lapse_rate must be in [0, 1]")
+        by_dataset = [self.position_bias_by_dataset or ()] + list(self.condition_shifts)
+        if any(values and len(values) != self.n_datasets for values in by_dataset):
+            raise ValueError(
+                "per-dataset position biases and condition shifts need n_datasets values"
+            )
         max_pairs = self.n_tasks * (self.n_tasks - 1) // 2
         if -(-self.n_comparisons // self.repeats) > max_pairs:
             raise ValueError(
@@ -130,10 +142,23 @@ def simulate(config: SimulationConfig | None = None, **overrides: float) -> Simu
 
     refused = rng.random(len(pairs)) < expit((refusal_logit[first] + refusal_logit[second]) / 2)
     unparsed = ~refused & (rng.random(len(pairs)) < config.unparsed_rate)
+    uniform = rng.random(len(pairs))
+    # Draws for optional features come last, so default configs keep their random streams.
+    n_conditions = 1 + len(config.condition_shifts)
+    condition = rng.integers(0, n_conditions, len(pairs)) if n_conditions > 1 else 0
+    shifts = np.vstack([np.zeros(n_datasets), *config.condition_shifts])
+    utility = mu[None, :] + shifts[:, dataset_idx]  # (condition, task)
+    bias = config.position_bias
+    if config.position_bias_by_dataset is not None:
+        per_dataset = np.asarray(config.position_bias_by_dataset)
+        bias = (per_dataset[dataset_idx[first]] + per_dataset[dataset_idx[second]]) / 2
     scale = np.sqrt(sigma[first] ** 2 + sigma[second] ** 2)
-    p_first = ndtr((mu[first] - mu[second] + config.position_bias) / scale)
-    chose_first = rng.random(len(pairs)) < p_first
+    p_first = ndtr((utility[condition, first] - utility[condition, second] + bias) / scale)
+    if config.lapse_rate > 0:
+        p_first = config.lapse_rate / 2 + (1 - config.lapse_rate) * p_first
+    chose_first = uniform < p_first
     choice = np.select([refused, unparsed, chose_first], ["refusal", "unparsed", "a"], "b")
+    condition_names = np.array(["default"] + [f"condition_{c}" for c in range(1, n_conditions)])
 
     task_ids = np.array([f"t{i:05d}" for i in range(n)])
     task_datasets = np.array(datasets)[dataset_idx]
@@ -151,7 +176,7 @@ def simulate(config: SimulationConfig | None = None, **overrides: float) -> Simu
             "choice": choice,
             "dataset_a": task_datasets[first],
             "dataset_b": task_datasets[second],
-            "condition": "default",
+            "condition": condition_names[condition],
             "sample": 0,
             "protocol": "simulated",
             "model": f"simulator(seed={config.seed})",
@@ -169,6 +194,9 @@ def simulate(config: SimulationConfig | None = None, **overrides: float) -> Simu
     )
     parameters = {
         "position_bias": config.position_bias,
+        "position_bias_by_dataset": config.position_bias_by_dataset,
+        "condition_shifts": [list(shift) for shift in config.condition_shifts],
+        "lapse_rate": config.lapse_rate,
         "datasets": datasets,
         "dataset_mean": dataset_mean.tolist(),
         "dataset_spread": dataset_spread.tolist(),

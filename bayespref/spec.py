@@ -16,6 +16,9 @@ OPTIONS: dict[str, tuple[str, ...]] = {
     "position": ("none", "global", "per-dataset"),
     "hierarchy": ("none", "dataset"),
     "parameterization": ("centered", "non-centered"),
+    "refusal": ("excluded", "modelled", "second-wins"),
+    "conditions": ("pooled", "shifts"),
+    "lapse": ("none", "estimated"),
 }
 
 
@@ -34,6 +37,9 @@ class ModelSpec:
     position: str = "global"
     hierarchy: str = "dataset"
     parameterization: str = "centered"
+    refusal: str = "excluded"
+    conditions: str = "pooled"
+    lapse: str = "none"
 
     def __post_init__(self) -> None:
         for key, allowed in OPTIONS.items():

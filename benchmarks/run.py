@@ -1,7 +1,8 @@
 """Fit speed and accuracy at research sizes; prints a table and writes benchmarks/results/fit.csv.
 
 Each (size, method) runs in its own process so that peak memory is its own. Methods:
-  bayespref  the default model with NumPyro NUTS, default settings (4 chains x 1000 draws)
+  bayespref  the default model with NumPyro NUTS, default settings (4 chains x 1000 draws), without
+             the pointwise log-likelihood (a separate, optional cost at large sizes)
   pymc       the same PyMC model with PyMC's own NUTS sampler
   mle        the reference maximum-likelihood Thurstone fit (L-BFGS), the speed floor
 Columns: wall time including compilation, min ESS_bulk over mu, ESS_bulk per second, max r_hat,
@@ -85,7 +86,9 @@ def measure(size: str, method: str, seed: int) -> dict:
         truth = simulation.truth.set_index("task_id").loc[reference.task_ids, "mu"].to_numpy()
         row = {"wall_s": wall, **_accuracy(reference.mu, truth)}
     elif method == "bayespref":
-        result = bp.fit(simulation.comparisons, simulation.tasks, progressbar=False)
+        result = bp.fit(
+            simulation.comparisons, simulation.tasks, progressbar=False, log_likelihood=False
+        )
         wall = time.perf_counter() - started
         row = _posterior_row(result.idata, result.tasks, simulation.truth, wall)
     elif method == "pymc":
@@ -100,8 +103,10 @@ def measure(size: str, method: str, seed: int) -> dict:
         row = _posterior_row(idata, data.tasks, simulation.truth, wall)
     else:
         raise SystemExit(f"unknown method '{method}'; known: {', '.join(METHODS)}")
+    from bayespref.device import describe
+
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    return {"size": size, "method": method, **row, "peak_mb": peak}
+    return {"size": size, "method": method, **row, "peak_mb": peak, "device": describe()}
 
 
 def main() -> None:

@@ -145,7 +145,7 @@ def test_aggregation_counts_choices_per_ordered_pair_and_condition():
     )
     data = load_choice_data(frame)
     cells = data.cells.set_index(["task_a", "task_b", "condition"])
-    assert cells.loc[("x", "y", "c1"), ["n", "k"]].tolist() == [3, 2]
+    assert cells.loc[("x", "y", "c1"), ["n", "k", "r"]].tolist() == [3, 2, 1]
     assert cells.loc[("y", "x", "c1"), ["n", "k"]].tolist() == [1, 1]
     assert cells.loc[("x", "y", "c2"), ["n", "k"]].tolist() == [1, 1]
     assert data.outcome_counts == {"a": 4, "b": 1, "refusal": 1, "unparsed": 0}

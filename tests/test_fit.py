@@ -76,6 +76,7 @@ def test_fit_folder_follows_the_contract(small_fit_dir, small_simulation):
         "diagnostics.json",
         "params.csv",
         "posterior.nc",
+        "ppc.csv",
         "task_counts.csv",
         "utilities.csv",
     ]

@@ -1,0 +1,74 @@
+"""Posterior predictive checks: replicated win and refusal rates against the observed ones.
+
+Replicates are drawn given each cell's trial counts: choices ~ Binomial(n, P(first)) and, when
+refusals are modelled, refusals ~ Binomial(n + r, refusal probability).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from scipy.special import expit
+
+from bayespref import posterior as post
+from bayespref.fit import Fit
+from bayespref.predict import first_choice_draws
+from bayespref.summaries import INTERVAL_TAILS
+
+PPC_COLUMNS = ["statistic", "observed", "replicated_mean", "replicated_low", "replicated_high"]
+_DRAWS = 400
+
+
+def _win_rates(k: np.ndarray, n: np.ndarray, a_dataset, b_dataset, n_datasets: int):
+    """Share of the choice trials a dataset's tasks took part in that they won; k, n may carry a
+    trailing draws axis."""
+    wins = _by_dataset(k, a_dataset, n_datasets) + _by_dataset(n - k, b_dataset, n_datasets)
+    shown = _by_dataset(n, a_dataset, n_datasets) + _by_dataset(n, b_dataset, n_datasets)
+    return wins / np.maximum(shown, 1)
+
+
+def _by_dataset(values: np.ndarray, dataset: np.ndarray, n_datasets: int) -> np.ndarray:
+    totals = np.zeros((n_datasets, *values.shape[1:]))
+    np.add.at(totals, dataset, values)
+    return totals
+
+
+def posterior_predictive_checks(fit: Fit, cells: pd.DataFrame, seed: int = 0) -> pd.DataFrame:
+    """Observed statistics with the mean and 94% interval of their replicates."""
+    rng = np.random.default_rng(seed)
+    n, k, r = (cells[column].to_numpy(np.int64) for column in ("n", "k", "r"))
+    a_idx, b_idx = cells["a_idx"].to_numpy(), cells["b_idx"].to_numpy()
+    task_dataset = fit.tasks["dataset_idx"].to_numpy()
+    a_dataset, b_dataset = task_dataset[a_idx], task_dataset[b_idx]
+    n_datasets = len(fit.datasets)
+
+    blocks = first_choice_draws(fit, a_idx, b_idx, cells["condition_idx"].to_numpy(), _DRAWS)
+    k_rep = np.concatenate([rng.binomial(n[rows, None], p) for rows, p in blocks])
+    statistics = {
+        "first_position_win_rate": (k.sum() / max(n.sum(), 1), k_rep.sum(0) / max(n.sum(), 1))
+    }
+    observed = _win_rates(k, n, a_dataset, b_dataset, n_datasets)
+    replicated = _win_rates(k_rep, n[:, None], a_dataset, b_dataset, n_datasets)
+    for index, dataset in enumerate(fit.datasets):
+        statistics[f"win_rate[{dataset}]"] = (observed[index], replicated[index])
+    if "refusal_propensity" in fit.posterior:
+        posterior = fit.posterior.thin({"draw": -(-post.n_samples(fit.posterior) // _DRAWS)})
+        propensity = post.draws(posterior, "refusal_propensity")
+        offered = n + r
+        r_rep = rng.binomial(offered[:, None], expit((propensity[a_idx] + propensity[b_idx]) / 2))
+        for index, dataset in enumerate(fit.datasets):
+            involved = (a_dataset == index) | (b_dataset == index)
+            total = max(offered[involved].sum(), 1)
+            statistics[f"refusal_rate[{dataset}]"] = (
+                r[involved].sum() / total,
+                r_rep[involved].sum(0) / total,
+            )
+    rows = []
+    for name, (value, replicates) in statistics.items():
+        low, high = np.quantile(replicates, INTERVAL_TAILS)
+        rows.append([name, float(value), float(np.mean(replicates)), low, high])
+    table = pd.DataFrame(rows, columns=PPC_COLUMNS)
+    table["outside"] = (table["observed"] < table["replicated_low"]) | (
+        table["observed"] > table["replicated_high"]
+    )
+    return table

@@ -1,0 +1,128 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import bayespref as bp
+from bayespref.compare import compare
+
+SETTINGS = bp.SamplerSettings(chains=2, draws=400, tune=400, seed=4)
+
+
+@pytest.fixture(scope="module")
+def refusal_simulation():
+    return bp.simulate(
+        n_tasks=80,
+        n_datasets=2,
+        n_comparisons=3000,
+        repeats=2,
+        position_bias=0.0,
+        refusal_rate=0.15,
+        refusal_utility_corr=-0.7,
+        seed=6,
+    )
+
+
+@pytest.fixture(scope="module")
+def refusal_fits(tmp_path_factory, refusal_simulation):
+    root = tmp_path_factory.mktemp("refusal")
+    fits = {}
+    for model in ("refusal", "hierarchical", "reference-refusals"):
+        fits[model] = bp.fit(
+            refusal_simulation.comparisons,
+            refusal_simulation.tasks,
+            model=model,
+            settings=SETTINGS,
+            out=root / model,
+            progressbar=False,
+        )
+    fits["root"] = root
+    return fits
+
+
+def test_refusal_utility_correlation_interval_contains_the_truth(refusal_fits, refusal_simulation):
+    truth = refusal_simulation.truth
+    true_corr = np.corrcoef(truth["mu"], truth["refusal_logit"])[0, 1]
+    params = refusal_fits["refusal"].params.set_index("name")
+    row = params.loc["refusal_utility_corr_tasks"]
+    assert row["low"] <= true_corr <= row["high"]
+    assert row["high"] < -0.3
+    utilities = refusal_fits["refusal"].utilities
+    assert {"refusal_mean", "refusal_low", "refusal_high"} <= set(utilities.columns)
+    ppc = refusal_fits["refusal"].ppc.set_index("statistic")
+    assert {"refusal_rate[dataset_0]", "refusal_rate[dataset_1]"} <= set(ppc.index)
+    assert not ppc.filter(like="refusal_rate", axis=0)["outside"].any()
+
+
+def test_counting_refusals_as_second_wins_shifts_position_bias(refusal_fits):
+    honest = refusal_fits["hierarchical"].params.set_index("name").loc["position_bias"]
+    old = refusal_fits["reference-refusals"].params.set_index("name").loc["position_bias"]
+    assert honest["low"] <= 0.0 <= honest["high"]
+    assert old["high"] < honest["low"]  # refusals read as second-task wins fake a bias
+
+
+def test_loo_refuses_fits_that_read_refusals_differently(refusal_fits):
+    root = refusal_fits["root"]
+    with pytest.raises(bp.FitError, match="read the same data differently"):
+        compare([root / "refusal", root / "hierarchical"])
+
+
+def test_condition_shift_recovers_the_moved_dataset():
+    simulation = bp.simulate(
+        bp.SimulationConfig(
+            n_tasks=60,
+            n_datasets=3,
+            n_comparisons=4000,
+            repeats=3,
+            condition_shifts=((1.5, 0.0, 0.0),),
+            task_sigma_sd=0.0,
+            seed=2,
+        )
+    )
+    result = bp.fit(
+        simulation.comparisons,
+        simulation.tasks,
+        model="conditions",
+        settings=SETTINGS,
+        progressbar=False,
+    )
+    params = result.params.set_index("name")
+    shift = params.loc["condition_shift[condition_1, dataset_0]"]
+    assert shift["low"] <= 1.5 <= shift["high"]
+    for dataset in ("dataset_1", "dataset_2"):
+        other = params.loc[f"condition_shift[condition_1, {dataset}]"]
+        assert other["low"] <= 0.0 <= other["high"]
+    # The data fix the shift of dataset_0 relative to the others tightly.
+    draws = result.posterior["condition_shift"].sel(shifted="condition_1")
+    relative = (
+        draws.sel(dataset="dataset_0")
+        - (draws.sel(dataset="dataset_1") + draws.sel(dataset="dataset_2")) / 2
+    )
+    assert abs(float(relative.mean()) - 1.5) < 3 * float(relative.std())
+    assert list(result.utilities["condition"].unique()) == ["default", "condition_1"]
+    assert len(result.utilities) == 2 * 60
+    pairs = simulation.comparisons.head(4).assign(condition=["default", "condition_1"] * 2)
+    assert bp.predict(result, pairs)["p_first_mean"].between(0, 1).all()
+    with pytest.raises(bp.DataError, match="condition 'nope' is not in the fit"):
+        bp.predict(result, pairs.assign(condition="nope"))
+
+
+def test_lapse_rate_is_recovered():
+    simulation = bp.simulate(
+        n_tasks=80,
+        n_datasets=3,
+        n_comparisons=4000,
+        repeats=2,
+        lapse_rate=0.05,
+        task_sd=2.0,
+        seed=1,
+    )
+    result = bp.fit(
+        simulation.comparisons,
+        simulation.tasks,
+        model=bp.ModelSpec(lapse="estimated"),
+        settings=SETTINGS,
+        progressbar=False,
+    )
+    lapse = result.params.set_index("name").loc["lapse"]
+    assert lapse["low"] <= 0.05 <= lapse["high"] and lapse["high"] < 0.1
