@@ -18,6 +18,7 @@ import xarray as xr
 from bayespref import device
 from bayespref.data import ChoiceData, load_choice_data, write_table
 from bayespref.diagnostics import convergence, diagnose
+from bayespref.locking import FolderLock
 from bayespref.spec import ModelSpec, resolve_spec
 from bayespref.summaries import params_table, utilities_table
 
@@ -81,8 +82,13 @@ class Fit:
         return self.idata["posterior"].to_dataset()
 
     def save(self, out: str | Path, force: bool = False) -> Path:
-        """Write the fit folder atomically: a killed save never leaves a complete-looking folder."""
+        """Write the fit folder atomically: a killed save never leaves a complete-looking folder,
+        and a second process writing the same folder is refused."""
         out = Path(out)
+        with output_lock(out):
+            return self._write(out, force)
+
+    def _write(self, out: Path, force: bool) -> Path:
         ensure_writable(out, force)
         partial = out.parent / f".{out.name}.partial-{os.getpid()}"
         if partial.exists():
@@ -102,6 +108,11 @@ class Fit:
         else:
             partial.rename(out)
         return out
+
+
+def output_lock(out: Path) -> FolderLock:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    return FolderLock(out.parent / f".{out.name}.lock", str(out), FitError)
 
 
 def ensure_writable(out: str | Path, force: bool) -> None:
@@ -263,12 +274,15 @@ def fit(
 ) -> Fit:
     """Validate comparisons, sample the model's posterior, and write the fit folder if `out`."""
     spec = resolve_spec(model)
-    if out is not None:
+    if out is None:
+        data = load_choice_data(comparisons, tasks)
+        return fit_data(data, spec, settings, progressbar, log_likelihood)
+    out = Path(out)
+    with output_lock(out):
         ensure_writable(out, force)
-    data = load_choice_data(comparisons, tasks)
-    result = fit_data(data, spec, settings, progressbar, log_likelihood)
-    if out is not None:
-        result.save(out, force=force)
+        data = load_choice_data(comparisons, tasks)
+        result = fit_data(data, spec, settings, progressbar, log_likelihood)
+        result._write(out, force)
     return result
 
 
@@ -283,7 +297,7 @@ def load_fit(path: str | Path) -> Fit:
     attrs = idata.attrs
     if attrs.get("bayespref_format") != FIT_FORMAT:
         raise FitError(
-            f"'{path}' was written in fit format {attrs.get('bayespref_format')!r}; this version "
+            f"'{path}' was written in fit format {attrs.get('bayespref_format')}; this version "
             f"reads format {FIT_FORMAT}: refit with this version"
         )
     spec = ModelSpec.from_dict(json.loads(attrs["spec"]), f"{path}/posterior.nc")

@@ -188,3 +188,19 @@ def test_realistic_sparse_near_deterministic_data_stay_calibrated():
     sigma = result.params.set_index("name")["mean"].filter(like="sigma_dataset")
     assert sigma.between(0.5, 2.0).all()
     assert result.diagnostics["divergences"] == 0
+
+
+def test_a_second_process_writing_the_same_fit_is_refused(small_fit_dir, tmp_path):
+    import os
+    import socket
+
+    target = tmp_path / "busy"
+    lock = tmp_path / ".busy.lock"
+    lock.write_text(json.dumps({"pid": os.getppid(), "host": socket.gethostname()}))
+    with pytest.raises(bp.FitError, match="is in use by process"):
+        bp.fit("whatever.csv", out=target)
+    with pytest.raises(bp.FitError, match="is in use by process"):
+        bp.load_fit(small_fit_dir).save(target)
+    lock.write_text(json.dumps({"pid": 2**22 + 7, "host": socket.gethostname()}))  # gone: stale
+    bp.load_fit(small_fit_dir).save(target)
+    assert (target / "posterior.nc").exists() and not lock.exists()

@@ -11,28 +11,17 @@ from __future__ import annotations
 
 import json
 import os
-import socket
-import time
 from pathlib import Path
+
+from bayespref.locking import FolderLock
 
 SHARDS = "shards"
 LOCK = ".lock"
 MANIFEST = "manifest.json"
-EMPTY_LOCK_GRACE_S = 10.0  # a lock file still empty after this long was left by a killed process
 
 
 class CollectError(ValueError):
     """A collection that cannot run as asked: a busy or mismatched folder, a failing engine."""
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # exists, owned by someone else
-        return True
-    return True
 
 
 def write_json(data: dict, path: Path) -> None:
@@ -48,12 +37,12 @@ class RunStore:
     def __init__(self, out: str | Path) -> None:
         self.out = Path(out)
         self.shards = self.out / SHARDS
-        self.lock = self.out / LOCK
+        self.lock = FolderLock(self.out / LOCK, str(self.out), CollectError)
         self._next_shard = 1
 
     def __enter__(self) -> RunStore:
         self.shards.mkdir(parents=True, exist_ok=True)
-        self._acquire()
+        self.lock.__enter__()
         for leftover in self.shards.glob(".*.tmp"):  # from a process killed mid-write
             leftover.unlink()
         names = [int(path.stem) for path in self.shards.glob("*.jsonl") if path.stem.isdigit()]
@@ -61,39 +50,7 @@ class RunStore:
         return self
 
     def __exit__(self, *exc_info) -> None:
-        self.lock.unlink(missing_ok=True)
-
-    def _holder(self) -> dict | None:
-        """The lock's owner, or None when the lock is stale (its process is gone)."""
-        try:
-            holder = json.loads(self.lock.read_text())
-        except FileNotFoundError:
-            return None
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            age = time.time() - self.lock.stat().st_mtime
-            return None if age > EMPTY_LOCK_GRACE_S else {"pid": "?", "host": "?"}
-        if holder.get("host") == socket.gethostname() and not _alive(int(holder["pid"])):
-            return None
-        return holder
-
-    def _acquire(self) -> None:
-        for _ in range(2):
-            try:
-                handle = os.open(self.lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-            except FileExistsError:
-                holder = self._holder()
-                if holder is not None:
-                    raise CollectError(
-                        f"'{self.out}' is in use by process {holder['pid']} on "
-                        f"{holder['host']} (lock file '{self.lock}'); wait for it to finish, or "
-                        "delete the lock file if that process is gone"
-                    ) from None
-                self.lock.unlink(missing_ok=True)
-                continue
-            with os.fdopen(handle, "w") as lock:
-                json.dump({"pid": os.getpid(), "host": socket.gethostname()}, lock)
-            return
-        raise CollectError(f"could not take the lock '{self.lock}'; another process raced for it")
+        self.lock.__exit__(*exc_info)
 
     def read_manifest(self) -> dict | None:
         path = self.out / MANIFEST
