@@ -1,0 +1,177 @@
+"""The HTML report: sections, embedded figures, files beside it, the CLI, and a headless browser."""
+
+from __future__ import annotations
+
+import base64
+import shutil
+import subprocess
+from html.parser import HTMLParser
+
+import numpy as np
+import pandas as pd
+import pytest
+import typer
+from typer.testing import CliRunner
+
+import bayespref as bp
+from bayespref import plots
+from bayespref.report import SECTIONS, report
+from bayespref.report_command import report_command
+
+PNG = b"\x89PNG\r\n\x1a\n"
+ALWAYS = ["utilities-by-dataset", "ranked-utilities", "noise", "position", "refusal"]
+ALWAYS += ["diagnostics", "spec"]
+
+
+class _Page(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.sections: list[str] = []
+        self.images: list[dict] = []
+
+    def handle_starttag(self, tag, attrs) -> None:
+        attrs = dict(attrs)
+        if tag == "section":
+            self.sections.append(attrs["id"])
+        if tag == "img":
+            self.images.append(attrs)
+
+
+def parse(path) -> _Page:
+    page = _Page()
+    page.feed(path.read_text(encoding="utf-8"))
+    return page
+
+
+def assert_embedded(page: _Page) -> None:
+    assert page.images
+    for image in page.images:
+        prefix = "data:image/png;base64,"
+        assert image["src"].startswith(prefix)
+        assert base64.b64decode(image["src"][len(prefix) :]).startswith(PNG)
+
+
+@pytest.fixture(scope="module")
+def refusal_conditions_fit_dir(tmp_path_factory):
+    """One small fit with modelled refusals, condition shifts and per-dataset position."""
+    sim = bp.simulate(
+        n_tasks=24,
+        n_datasets=2,
+        n_comparisons=500,
+        repeats=2,
+        position_bias=-0.2,
+        refusal_rate=0.1,
+        condition_shifts=((0.5, -0.5),),
+        seed=5,
+    )
+    spec = bp.ModelSpec(
+        name="refusal-conditions", refusal="modelled", conditions="shifts", position="per-dataset"
+    )
+    out = tmp_path_factory.mktemp("report") / "fit"
+    settings = bp.SamplerSettings(chains=2, draws=100, tune=100, seed=2)
+    bp.fit(sim.comparisons, sim.tasks, model=spec, settings=settings, out=out, progressbar=False)
+    return out
+
+
+@pytest.fixture(scope="module")
+def small_report(small_fit_dir, tmp_path_factory):
+    out = tmp_path_factory.mktemp("small-report") / "report.html"
+    report(small_fit_dir, out)
+    return out
+
+
+def test_report_of_the_default_model_is_self_contained(small_report):
+    page = parse(small_report)
+    assert page.sections == ALWAYS  # no condition shifts without the term
+    assert_embedded(page)
+    files = small_report.parent / "report_files"
+    for key in ALWAYS[:5]:
+        assert (files / f"{key}.png").read_bytes().startswith(PNG)
+    text = small_report.read_text(encoding="utf-8")
+    assert "http://" not in text and "https://" not in text  # opens offline
+    assert "max_r_hat" in text and "&quot;refusal&quot;: &quot;excluded&quot;" in text
+    rates = pd.read_csv(files / "position_win_rates.csv")
+    assert rates["group"].iloc[0] == "all" and rates["trials"].iloc[0] > 0
+
+
+def test_report_shows_modelled_refusals_and_condition_shifts(refusal_conditions_fit_dir, tmp_path):
+    out = tmp_path / "deep" / "fit.html"
+    files = report(refusal_conditions_fit_dir, out)
+    page = parse(out)
+    assert page.sections == ALWAYS[:5] + ["condition-shifts"] + ALWAYS[5:]
+    assert set(SECTIONS) == set(page.sections)
+    assert_embedded(page)
+    assert files == tmp_path / "deep" / "fit_files"
+    assert (files / "condition-shifts.png").exists()
+    text = out.read_text(encoding="utf-8")
+    assert "condition_shift[condition_1, dataset_0]" in text
+    correlation = pd.read_csv(files / "refusal_utility_corr.csv").iloc[0]
+    assert -1 <= correlation["low"] <= correlation["mean"] <= correlation["high"] <= 1
+    assert not list(out.parent.glob(".*tmp*"))  # atomic writes leave no temporary files
+
+
+def test_ranking_stays_readable_with_thousands_of_tasks():
+    n = 1200
+    rng = np.random.default_rng(0)
+    mu = rng.normal(size=n)
+    utilities = pd.DataFrame(
+        {
+            "task_id": [f"t{i}" for i in range(n)],
+            "dataset": np.where(np.arange(n) % 2, "a", "b"),
+            "mu_mean": mu,
+            "mu_low": mu - 0.5,
+            "mu_high": mu + 0.5,
+        }
+    )
+    figure = plots.ranked_utilities(utilities, plots.dataset_colours(["a", "b"]))
+    assert not [
+        t.get_text() for t in figure.axes[0].get_yticklabels() if t.get_text().startswith("t")
+    ]
+    assert figure.axes[0].collections[0].get_linewidth()[0] < 1
+
+
+def test_report_command_writes_the_page_and_fails_with_exit_2(small_fit_dir, tmp_path):
+    app = typer.Typer()
+    app.command()(report_command)
+    result = CliRunner().invoke(app, [str(small_fit_dir), "--out", str(tmp_path / "r.html")])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "r.html").exists() and (tmp_path / "r_files" / "noise.png").exists()
+    result = CliRunner().invoke(app, [str(tmp_path / "missing"), "--out", str(tmp_path / "x.html")])
+    assert result.exit_code == 2 and "error:" in result.output
+
+
+CHROMIUM = next(
+    (found for name in ("chromium", "chromium-browser") if (found := shutil.which(name))), None
+)
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="no chromium binary (apt-get install chromium)")
+def test_report_renders_in_a_headless_browser(small_report, tmp_path):
+    screenshot = tmp_path / "report.png"
+    subprocess.run(
+        [
+            CHROMIUM,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            f"--user-data-dir={tmp_path / 'profile'}",
+            f"--screenshot={screenshot}",
+            "--window-size=1400,4000",
+            small_report.as_uri(),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
+    data = screenshot.read_bytes()
+    assert data.startswith(PNG) and len(data) > 50_000  # a blank page is a few kB
+    from matplotlib.image import imread
+
+    pixels = imread(screenshot)
+    assert pixels.shape[:2] == (4000, 1400)
+    assert pixels[..., :3].std() > 0.05  # not a single colour
