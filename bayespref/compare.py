@@ -79,7 +79,7 @@ def compare(fits: list[str | Path], worst: int = 5) -> Comparison:
         order = np.argsort(k)[::-1][:worst]
         labels = _cell_labels(fit, order).assign(model=name, pareto_k=k[order])
         worst_rows.append(labels[labels["pareto_k"] > PARETO_K_BAD])
-    table = az.compare(loos).rename(columns={"elpd": "elpd_loo", "p": "p_loo"})
+    table = az.compare(loos, round_to="none").rename(columns={"elpd": "elpd_loo", "p": "p_loo"})
     table = table.rename_axis("model").reset_index()[COMPARE_COLUMNS]
     counts = {
         name: (

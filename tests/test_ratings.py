@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
@@ -134,3 +135,20 @@ def test_ratings_analyze_command(tmp_path):
     assert (out / "discrimination.png").stat().st_size > 0
     result = CliRunner().invoke(app, ["ratings", "analyze", str(tmp_path / "missing.csv")])
     assert result.exit_code == 2 and "error:" in result.output
+
+
+def test_ratings_analyze_correlates_the_ordinal_model_with_a_fit(tmp_path):
+    ratings, theta = simulated_ratings(n_tasks=12, samples=3, seed=3)
+    path = tmp_path / "ratings.csv"
+    ratings.to_csv(path, index=False)
+    utilities = tmp_path / "utilities.csv"
+    pd.DataFrame({"task_id": theta.index, "mu_mean": theta.to_numpy()}).to_csv(utilities)
+    app = typer.Typer()
+    app.add_typer(ratings_app, name="ratings")
+    args = ["ratings", "analyze", str(path), "--out", str(tmp_path / "out")]
+    result = CliRunner().invoke(app, [*args, "--utilities", str(utilities), "--draws", "50"])
+    assert result.exit_code == 0, result.output
+    latent = pd.read_csv(tmp_path / "out" / "latent_m.csv")
+    assert len(latent) == 12
+    correlation = json.loads((tmp_path / "out" / "latent_vs_utility.json").read_text())["m"]
+    assert correlation["n_tasks"] == 12 and correlation["spearman"] > 0.5
