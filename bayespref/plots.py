@@ -96,14 +96,18 @@ def noise(utilities: pd.DataFrame, sigma_dataset: dict[str, np.ndarray], colours
 
 
 def position(bias: dict[str, np.ndarray], rates: pd.DataFrame, ppc: pd.DataFrame | None) -> Figure:
-    """Position bias posterior; observed first-position win rates (Wilson 94%) overall and
-    within each dataset; observed statistics against their replicated 94% intervals."""
+    """Position bias posterior (an empty `bias`: no position term); observed first-position win
+    rates (Wilson 94%) overall and within each dataset; observed statistics against their
+    replicated 94% intervals."""
     fig, axes = plt.subplots(1, 3, figsize=(15, 4))
     for name, values in bias.items():
         axes[0].hist(values, bins=40, alpha=0.6, label=name, density=True)
     axes[0].axvline(0, color="grey", linewidth=0.8)
     axes[0].set_title("Position bias (positive favours first)")
-    axes[0].legend(fontsize=8)
+    if bias:
+        axes[0].legend(fontsize=8)
+    else:
+        axes[0].text(0.5, 0.5, "no position term", ha="center", transform=axes[0].transAxes)
     y = np.arange(len(rates))
     axes[1].errorbar(
         rates["rate"],

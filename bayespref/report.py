@@ -136,6 +136,8 @@ def _position_section(fit: Fit, files: Path) -> Section:
     write_table(rates, files / "position_win_rates.csv")
     bias, per_dataset = post.position(fit.posterior)
     named = dict(zip(fit.datasets, bias, strict=True)) if per_dataset else {"global": bias}
+    if fit.spec.position == "none":
+        named = {}
     return Section("position", plots.position(named, rates, fit.ppc), _table(rates))
 
 

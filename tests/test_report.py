@@ -175,3 +175,9 @@ def test_report_renders_in_a_headless_browser(small_report, tmp_path):
     pixels = imread(screenshot)
     assert pixels.shape[:2] == (4000, 1400)
     assert pixels[..., :3].std() > 0.05  # not a single colour
+
+
+def test_position_figure_says_when_the_model_has_no_position_term():
+    rates = pd.DataFrame({"group": ["all"], "rate": [0.5], "low": [0.4], "high": [0.6]})
+    figure = plots.position({}, rates, None)
+    assert "no position term" in [text.get_text() for text in figure.axes[0].texts]
