@@ -13,6 +13,7 @@ from rich.table import Table
 
 from bayespref.collect.command import collect_command
 from bayespref.data import DataError, DataWarning, write_table
+from bayespref.report_command import ratings_app, report_command
 from bayespref.spec import SpecError
 
 app = typer.Typer(
@@ -41,6 +42,8 @@ def main() -> None:
 
 
 app.command("collect")(collect_command)
+app.command("report")(report_command)
+app.add_typer(ratings_app, name="ratings")
 
 
 @app.command()

@@ -59,31 +59,30 @@ def read_ratings(path: str | Path) -> pd.DataFrame:
 
 
 def validate_ratings(frame: pd.DataFrame, source: str = "<ratings>") -> pd.DataFrame:
-    frame = frame.copy()
+    """Ratings as numbers (empty = unparsed, NaN); text that is not a number, and numbers off
+    their row's scale, are errors naming the 1-based row."""
+    frame = frame.reset_index(drop=True)
     for column in ("model", "template"):
-        if column not in frame.columns:
-            frame[column] = "-"
-        frame[column] = frame[column].astype(str)
-    frame["task_id"] = frame["task_id"].astype(str)
-    frame["scale"] = frame["scale"].astype(str)
-    rating = pd.to_numeric(frame["rating"].replace("", np.nan), errors="coerce")
-    bad = rating.isna() & frame["rating"].notna() & (frame["rating"].astype(str).str.strip() != "")
-    if bad.any():
-        row = int(np.flatnonzero(bad.to_numpy())[0]) + 1
-        raise DataError(
-            f"{where(source, row, 'rating')}: '{frame['rating'].iloc[row - 1]}' is not a number"
-        )
-    frame["rating"] = rating
-    for scale, rows in frame.groupby("scale").groups.items():
-        values = frame.loc[rows, "rating"].dropna()
-        off = ~values.isin(allowed_values(scale))
-        if off.any():
-            row = int(frame.index.get_indexer([off.index[off.to_numpy()][0]])[0]) + 1
+        frame[column] = frame[column].astype(str) if column in frame.columns else "-"
+    frame = frame.assign(task_id=frame["task_id"].astype(str), scale=frame["scale"].astype(str))
+    text = frame["rating"].astype(str).str.strip()
+    rating = pd.to_numeric(frame["rating"].where(text != "", np.nan), errors="coerce")
+    allowed = {scale: allowed_values(scale) for scale in frame["scale"].unique()}
+    on_scale = [
+        np.isnan(value) or value in allowed[scale]
+        for value, scale in zip(rating, frame["scale"], strict=True)
+    ]
+    for bad, problem in (
+        (rating.isna() & frame["rating"].notna() & (text != ""), "is not a number"),
+        (~np.asarray(on_scale), "is not an allowed value of its scale"),
+    ):
+        if bad.any():
+            row = int(np.flatnonzero(bad)[0])
             raise DataError(
-                f"{where(source, row, 'rating')}: {values[off].iloc[0]:g} is not "
-                f"an allowed value of scale '{scale}'"
+                f"{where(source, row + 1, 'rating')}: '{frame['rating'].iloc[row]}' {problem} "
+                f"('{frame['scale'].iloc[row]}')"
             )
-    return frame
+    return frame.assign(rating=rating)
 
 
 def kl_from_uniform(ratings: np.ndarray, allowed: np.ndarray) -> float:

@@ -11,6 +11,7 @@ from rich.console import Console
 
 from bayespref.data import DataError, write_table
 from bayespref.fit import FitError
+from bayespref.spec import SpecError
 
 console = Console()
 errors = Console(stderr=True)
@@ -33,7 +34,7 @@ def report_command(
 
     try:
         files = report(fit_dir, out)
-    except (FitError, DataError, OSError) as error:
+    except (FitError, DataError, SpecError, OSError) as error:
         _fail(error)
     console.print(f"wrote {out} (figures and tables in {files})", highlight=False)
 

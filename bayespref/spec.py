@@ -105,8 +105,9 @@ def resolve_spec(model: str | Path | ModelSpec | None = None) -> ModelSpec:
         return model
     model = model or DEFAULT_MODEL
     path = Path(model)
-    if path.suffix == ".toml" or path.exists():
-        if not path.exists():
+    # A bare name is a named model even when a folder of that name happens to exist here.
+    if path.suffix == ".toml" or len(path.parts) > 1:
+        if not path.is_file():
             raise SpecError(f"{path}: no such model file")
         return ModelSpec.from_toml(path)
     named = models_dir() / f"{model}.toml"

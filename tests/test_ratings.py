@@ -93,7 +93,9 @@ def test_a_100_point_scale_piling_on_multiples_of_20_is_far_from_uniform():
 
 def test_ratings_off_the_scale_or_not_numbers_are_errors_naming_the_row():
     frame = pd.DataFrame({"task_id": ["a", "b"], "rating": [3, 7], "scale": "1-5"})
-    with pytest.raises(DataError, match="row 2.*7 is not an allowed value"):
+    with pytest.raises(
+        DataError, match=r"row 2.*'7' is not an allowed value of its scale \('1-5'\)"
+    ):
         rt.validate_ratings(frame, "r.csv")
     frame["rating"] = ["3", "high"]
     with pytest.raises(DataError, match="row 2.*'high' is not a number"):
@@ -123,6 +125,7 @@ def test_ordinal_model_recovers_task_order_and_correlates_with_utilities():
 
 def test_ratings_analyze_command(tmp_path):
     ratings, _ = simulated_ratings(n_tasks=10, samples=3)
+    ratings.loc[0, "rating"] = np.nan  # an unparsed answer: an empty cell in the CSV
     path = tmp_path / "ratings.csv"
     ratings.to_csv(path, index=False)
     app = typer.Typer()
@@ -132,6 +135,7 @@ def test_ratings_analyze_command(tmp_path):
     out = tmp_path / "ratings_analysis"
     summary = pd.read_csv(out / "summary.csv")
     assert summary["icc1"].iloc[0] == pytest.approx(rt.icc1(ratings["task_id"], ratings["rating"]))
+    assert summary["n_unparsed"].iloc[0] == 1
     assert (out / "discrimination.png").stat().st_size > 0
     result = CliRunner().invoke(app, ["ratings", "analyze", str(tmp_path / "missing.csv")])
     assert result.exit_code == 2 and "error:" in result.output

@@ -45,3 +45,11 @@ def test_user_file_takes_its_name_and_hash_tracks_content(tmp_path):
     assert spec.name == "mine" and spec.noise == "per-task"
     assert spec.hash == ModelSpec(name="mine", noise="per-task").hash
     assert spec.hash != ModelSpec(name="mine", noise="shared").hash
+
+
+def test_a_folder_named_like_a_model_does_not_shadow_it(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "refusal").mkdir()
+    assert resolve_spec("refusal").refusal == "modelled"
+    with pytest.raises(SpecError, match="no such model file"):
+        resolve_spec("missing/model.toml")
