@@ -317,3 +317,35 @@ def test_simulated_collection_then_fit_recovers_the_true_utilities(tmp_path):
     assert np.corrcoef(merged["mu_mean"], merged["mu"])[0, 1] >= 0.95
     position = fit.params.set_index("name").loc["position_bias", "mean"]
     assert position == pytest.approx(0.3, abs=0.12)
+
+
+def test_twenty_random_kills_lose_and_repeat_nothing(truth_dir, tmp_path):
+    reference = tmp_path / "reference"
+    assert invoke("--engine", "simulated", "--truth", truth_dir, "--out", reference).exit_code == 0
+    out = tmp_path / "run"
+    args = ["--engine", "simulated", "--truth", str(truth_dir), "--out", str(out)]
+    slow = ["--batch-size", "20", "--latency", "0.05"]
+    rng = np.random.default_rng(0)
+    kills = 0
+    while kills < 20:
+        before = len(list((out / "shards").glob("*.jsonl")))
+        target = before + int(rng.integers(1, 3))
+        process = subprocess.Popen(
+            [sys.executable, "-c", ENTRY, *args, *slow],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 60
+        while len(list((out / "shards").glob("*.jsonl"))) < target and process.poll() is None:
+            assert time.monotonic() < deadline
+            time.sleep(float(rng.uniform(0.0, 0.02)))
+        if process.poll() is not None:  # finished before this kill point: nothing left to kill
+            break
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+        kills += 1
+    assert kills == 20
+    assert invoke(*args).exit_code == 0
+    records = shard_records(out)
+    assert len(records) == 870 and len({r["key"] for r in records}) == 870
+    pd.testing.assert_frame_equal(trials_of(out), trials_of(reference))
