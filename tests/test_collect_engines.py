@@ -238,7 +238,9 @@ def test_openai_engine_retries_errors_and_timeouts_then_answers(monkeypatch):
         assert len(server.bodies) == 8
 
 
-def test_openai_run_records_failures_and_a_rerun_retries_only_them(tmp_path):
+def test_openai_run_records_failures_and_a_rerun_retries_only_them(tmp_path, monkeypatch):
+    secret = "sk-never-written-7f3a"
+    monkeypatch.setenv("OPENAI_API_KEY", secret)
     tasks = tmp_path / "tasks.csv"
     pd.DataFrame(
         {
@@ -292,6 +294,10 @@ def test_openai_run_records_failures_and_a_rerun_retries_only_them(tmp_path):
     shorter = {"t1": 7, "t2": 20, "t3": 13, "t4": 15}
     expected = np.where(table["task_a"].map(shorter) <= table["task_b"].map(shorter), "a", "b")
     assert table["choice"].tolist() == expected.tolist()
+    assert server.bodies[-1]["auth"] == f"Bearer {secret}"
+    written = [path for path in (tmp_path / "run").rglob("*") if path.is_file()]
+    assert written and not any(secret.encode() in path.read_bytes() for path in written)
+    assert secret not in first.output + second.output
 
 
 # --- vLLM, through a stand-in module with vLLM's offline API ------------------------------------
