@@ -7,11 +7,11 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
 from bayespref.collect.command import collect_command
+from bayespref.console import console, errors, fail
 from bayespref.data import DataError, DataWarning, write_table
 from bayespref.report_command import ratings_app, report_command
 from bayespref.spec import SpecError
@@ -19,16 +19,9 @@ from bayespref.spec import SpecError
 app = typer.Typer(
     help="Measure what an LLM prefers, with honest uncertainty.", no_args_is_help=True
 )
-console = Console()
-errors = Console(stderr=True)
 
 OutDir = Annotated[Path, typer.Option("--out", "-o", help="Output folder.")]
 Seed = Annotated[int, typer.Option(help="Random seed; the same seed gives the same numbers.")]
-
-
-def _fail(error: Exception) -> None:
-    errors.print(f"[bold red]error:[/] {error}", highlight=False, soft_wrap=True)
-    raise typer.Exit(code=2)
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
@@ -73,7 +66,7 @@ def simulate(
     from bayespref.simulate import SimulationConfig, simulate, write_simulation
 
     if preset not in (None, "realistic"):
-        _fail(ValueError(f"unknown preset '{preset}'; the one preset is 'realistic'"))
+        fail(ValueError(f"unknown preset '{preset}'; the one preset is 'realistic'"))
     try:
         if preset == "realistic":
             config = SimulationConfig.realistic(n_tasks=tasks, n_datasets=datasets, seed=seed)
@@ -91,7 +84,7 @@ def simulate(
                 unparsed_rate=unparsed_rate,
             )
     except ValueError as error:
-        _fail(error)
+        fail(error)
     simulation = simulate(config)
     write_simulation(simulation, out)
     counts = simulation.comparisons["choice"].value_counts().to_dict()
@@ -193,7 +186,7 @@ def fit(
             log_likelihood=log_likelihood,
         )
     except (DataError, SpecError, FitError) as error:
-        _fail(error)
+        fail(error)
     _print_summary(result, out)
     if strict and not result.diagnostics["passed"]:
         raise typer.Exit(code=1)
@@ -212,7 +205,7 @@ def predict(
     try:
         predictions = run_predict(fit_dir, pairs)
     except (DataError, FitError) as error:
-        _fail(error)
+        fail(error)
     write_table(predictions, out)
     console.print(f"wrote {out}: {len(predictions)} rows")
 
@@ -231,7 +224,7 @@ def compare(
     try:
         comparison = run_compare(fit_dirs)
     except FitError as error:
-        _fail(error)
+        fail(error)
     table = Table(title=f"PSIS-LOO comparison (one unit = {comparison.loo_unit})")
     for column in comparison.table.columns:
         table.add_column(column, justify="left" if column == "model" else "right")

@@ -7,20 +7,13 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 
+from bayespref.console import console, fail
 from bayespref.data import DataError, write_table
 from bayespref.fit import FitError
 from bayespref.spec import SpecError
 
-console = Console()
-errors = Console(stderr=True)
 ratings_app = typer.Typer(help="Stated ratings: reliability and discrimination.")
-
-
-def _fail(error: Exception) -> None:
-    errors.print(f"[bold red]error:[/] {error}", highlight=False, soft_wrap=True)
-    raise typer.Exit(code=2)
 
 
 def report_command(
@@ -35,7 +28,7 @@ def report_command(
     try:
         files = report(fit_dir, out)
     except (FitError, DataError, SpecError, OSError) as error:
-        _fail(error)
+        fail(error)
     console.print(f"wrote {out} (figures and tables in {files})", highlight=False)
 
 
@@ -71,7 +64,7 @@ def analyze_command(
         if ordinal or utilities is not None:
             _ordinal(table, out, utilities, draws, seed)
     except (DataError, OSError) as error:
-        _fail(error)
+        fail(error)
     console.print(summary.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
     console.print(f"wrote {out}", highlight=False)
 

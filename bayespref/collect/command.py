@@ -8,22 +8,14 @@ from typing import Annotated
 
 import pandas as pd
 import typer
-from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from bayespref.collect.engines import ENGINES, EngineOptions
 from bayespref.collect.engines.openai import HttpSettings
 from bayespref.collect.runner import CollectConfig, CollectResult, Preview, collect, preview
 from bayespref.collect.templates import available_templates
+from bayespref.console import console, errors, fail
 from bayespref.data import DEFAULT_CONDITION
-
-console = Console()
-errors = Console(stderr=True)
-
-
-def _fail(error: Exception) -> None:
-    errors.print(f"[bold red]error:[/] {error}", highlight=False, soft_wrap=True)
-    raise typer.Exit(code=2)
 
 
 def _simulated_inputs(truth: Path) -> tuple[pd.DataFrame, str]:
@@ -148,7 +140,7 @@ def collect_command(
         )
         result = _run_with_progress(config, task_table, out, options, batch_size)
     except (ValueError, RuntimeError, OSError) as error:
-        _fail(error)
+        fail(error)
     console.print(
         f"{result.completed} of {result.planned} trials answered; wrote {result.table or out}",
         highlight=False,
