@@ -93,7 +93,8 @@ def simulate(
 
 def _print_summary(result, out: Path | None) -> None:
     utilities = result.utilities.sort_values("mu_mean", ascending=False)
-    table = Table(title=f"Top tasks by utility ({result.spec.name}; 94% intervals)")
+    label = " APPROXIMATE" if result.diagnostics.get("approximate") else ""
+    table = Table(title=f"Top tasks by utility ({result.spec.name}{label}; 94% intervals)")
     for column in ("task_id", "dataset", "mu_mean", "mu_low", "mu_high", "sigma_mean", "n_trials"):
         table.add_column(column, justify="left" if column in ("task_id", "dataset") else "right")
     for row in utilities.head(10).itertuples():
@@ -129,7 +130,15 @@ def _print_summary(result, out: Path | None) -> None:
     )
     for note in data["notes"]:
         console.print(f"[yellow]note:[/] {note}", highlight=False)
-    if diagnostics["passed"]:
+    if diagnostics.get("approximate"):
+        console.print(
+            "[bold yellow]APPROXIMATE posterior[/] (Laplace approximation, --method approx): "
+            f"optimizer {'converged' if diagnostics['passed'] else 'did not converge'} in "
+            f"{diagnostics['optimizer_iterations']} iterations; intervals ignore the utility "
+            "spread's uncertainty and non-Gaussian tails",
+            highlight=False,
+        )
+    elif diagnostics["passed"]:
         console.print(
             f"[green]diagnostics passed[/]: max r_hat {diagnostics['max_r_hat']:.3f}, "
             f"min ess_bulk {diagnostics['min_ess_bulk']:.0f}, 0 divergences"
@@ -166,6 +175,13 @@ def fit(
     log_likelihood: Annotated[
         bool, typer.Option(help="Store the pointwise log-likelihood (needed by compare).")
     ] = True,
+    method: Annotated[
+        str,
+        typer.Option(
+            help="nuts (full posterior) or approx (Laplace approximation for very large data; "
+            "labelled approximate in every output)."
+        ),
+    ] = "nuts",
 ) -> None:
     """Fit a Thurstonian model to comparisons and write the fit folder."""
     from bayespref.fit import FitError, SamplerSettings
@@ -184,6 +200,7 @@ def fit(
             force=force,
             progressbar=progress,
             log_likelihood=log_likelihood,
+            method=method,
         )
     except (DataError, SpecError, FitError) as error:
         fail(error)

@@ -40,6 +40,10 @@ _REFUSAL_NOTES = {
     "second-wins": "refusals are counted as wins for the second-shown task (reference method)",
 }
 _ID_COLUMNS = {"task_id": str, "dataset": str, "condition": str}
+METHODS = ("nuts", "approx")
+APPROX_LABEL = "approx (Laplace)"
+# Draws per block when computing the pointwise log-likelihood: bounds its float64 working memory.
+_LOG_LIKELIHOOD_DRAWS = 100
 _VERSIONED = ("bayespref", "pymc", "pytensor", "numpyro", "jax", "jaxlib", "arviz", "numpy")
 
 
@@ -133,9 +137,27 @@ def _versions() -> dict[str, str]:
     return found
 
 
-def _sample(
-    model, settings: SamplerSettings, progressbar: bool, log_likelihood: bool
-) -> xr.DataTree:
+def add_log_likelihood(idata: xr.DataTree, model) -> None:
+    """Store the pointwise log-likelihood as float32, computed a block of draws at a time so that
+    only the float32 result grows with the data (4 x 1000 draws x 332,000 cells in float64
+    at once would be 10 GB). LOO needs no more precision than float32."""
+    import pymc as pm
+
+    posterior = idata["posterior"].to_dataset()
+    blocks = []
+    for start in range(0, posterior.sizes["draw"], _LOG_LIKELIHOOD_DRAWS):
+        block = posterior.isel(draw=slice(start, start + _LOG_LIKELIHOOD_DRAWS))
+        computed = pm.compute_log_likelihood(
+            xr.DataTree.from_dict({"posterior": block}),
+            model=model,
+            extend_inferencedata=False,
+            progressbar=False,
+        )
+        blocks.append(computed.astype(np.float32))
+    idata["log_likelihood"] = xr.concat(blocks, dim="draw")
+
+
+def _sample(model, settings: SamplerSettings, progressbar: bool) -> xr.DataTree:
     import pymc as pm
 
     with model:
@@ -152,11 +174,25 @@ def _sample(
                 "chain_method": device.chain_method(settings.chains),
             },
         )
-        if log_likelihood:
-            pm.compute_log_likelihood(idata, model=model, progressbar=False)
-            # float32 halves the largest group of the file; LOO needs no more precision.
-            idata["log_likelihood"] = idata["log_likelihood"].to_dataset().astype(np.float32)
     return idata
+
+
+def _approximate(model, spec: ModelSpec, data: ChoiceData, cells, settings: SamplerSettings):
+    """The Laplace approximation (approx.py): `settings.draws` independent draws in one chain."""
+    from bayespref.approx import SpreadSetup, laplace_posterior
+    from bayespref.model import PRIORS
+
+    hierarchical = spec.hierarchy == "dataset"
+    setup = SpreadSetup(
+        name="dataset_spread" if hierarchical else "task_spread",
+        groups=data.task_dataset_idx if hierarchical else np.zeros(len(data.tasks), dtype=int),
+        shape=(len(data.datasets),) if hierarchical else (),
+        prior_sd=PRIORS["dataset_spread_sd" if hierarchical else "task_spread_sd"],
+        link=spec.link,
+    )
+    return laplace_posterior(
+        model, setup, cells, data.task_dataset_idx, settings.draws, settings.seed
+    )
 
 
 def observations_hash(cells: pd.DataFrame) -> str:
@@ -174,7 +210,12 @@ def trials_by_condition(cells: pd.DataFrame, n_conditions: int, n_tasks: int) ->
 
 
 def _attach_metadata(
-    idata: xr.DataTree, data: ChoiceData, spec: ModelSpec, settings, observations: str
+    idata: xr.DataTree,
+    data: ChoiceData,
+    spec: ModelSpec,
+    settings,
+    observations: str,
+    method: str,
 ) -> None:
     idata.attrs.update(
         {
@@ -187,7 +228,8 @@ def _attach_metadata(
             "conditions": json.dumps(data.conditions),
             "seed": settings.seed,
             "sampler": json.dumps(asdict(settings)),
-            "method": "nuts",
+            "method": method,
+            "approximate": int(method == "approx"),
             "versions": json.dumps(_versions()),
             "device": device.describe(),
             "loo_unit": LOO_UNIT,
@@ -201,27 +243,45 @@ def fit_data(
     settings: SamplerSettings | None = None,
     progressbar: bool = True,
     log_likelihood: bool = True,
+    method: str = "nuts",
 ) -> Fit:
     """Sample the posterior of `spec` on prepared data and summarise it.
 
-    `log_likelihood=False` skips the pointwise log-likelihood (cells x draws), which LOO needs
-    but which dominates the file size for large data."""
+    `method="approx"` replaces NUTS by the Laplace approximation of approx.py (for data too large
+    for NUTS); every output says so. `log_likelihood=False` skips the pointwise log-likelihood
+    (cells x draws), which LOO needs but which dominates the file size for large data."""
     from bayespref.model import build_model, model_cells, models_conditions
     from bayespref.ppc import posterior_predictive_checks
 
+    if method not in METHODS:
+        raise FitError(f"unknown method '{method}'; choose one of {', '.join(METHODS)}")
     settings = settings or SamplerSettings()
     started = time.perf_counter()
     model = build_model(spec, data)
     cells = model_cells(spec, data)
-    idata = _sample(model, settings, progressbar, log_likelihood)
-    _attach_metadata(idata, data, spec, settings, observations_hash(cells))
+    if method == "nuts":
+        idata = _sample(model, settings, progressbar)
+    else:
+        from bayespref.approx import ApproximationError
+
+        try:
+            idata, laplace = _approximate(model, spec, data, cells, settings)
+        except ApproximationError as error:
+            raise FitError(f"the approximate fit failed: {error}") from error
+    if log_likelihood:
+        add_log_likelihood(idata, model)
+    _attach_metadata(idata, data, spec, settings, observations_hash(cells), method)
     posterior = idata["posterior"].to_dataset()
     r_hat, ess_bulk = convergence(idata)
-    diagnostics = diagnose(idata, r_hat, ess_bulk)
+    if method == "nuts":
+        diagnostics = diagnose(idata, r_hat, ess_bulk)
+        sampler = {"method": "nuts", "chain_method": device.chain_method(settings.chains)}
+    else:
+        diagnostics = laplace.diagnostics()
+        sampler = {"method": APPROX_LABEL, "chains": 1}
     diagnostics["sampler"] = {
         **asdict(settings),
-        "method": "nuts",
-        "chain_method": device.chain_method(settings.chains),
+        **sampler,
         "device": device.describe(),
         "wall_seconds": round(time.perf_counter() - started, 2),
     }
@@ -258,6 +318,9 @@ def fit_data(
         diagnostics=diagnostics,
         task_counts=data.task_counts,
     )
+    if method == "approx":  # a trailing column, so that no table can be mistaken for NUTS
+        result.utilities["method"] = APPROX_LABEL
+        result.params["method"] = APPROX_LABEL
     result.ppc = posterior_predictive_checks(result, cells, seed=settings.seed)
     return result
 
@@ -271,17 +334,19 @@ def fit(
     force: bool = False,
     progressbar: bool = True,
     log_likelihood: bool = True,
+    method: str = "nuts",
 ) -> Fit:
-    """Validate comparisons, sample the model's posterior, and write the fit folder if `out`."""
+    """Validate comparisons, fit the model (NUTS, or `method="approx"`), and write the fit
+    folder if `out`."""
     spec = resolve_spec(model)
     if out is None:
         data = load_choice_data(comparisons, tasks)
-        return fit_data(data, spec, settings, progressbar, log_likelihood)
+        return fit_data(data, spec, settings, progressbar, log_likelihood, method)
     out = Path(out)
     with output_lock(out):
         ensure_writable(out, force)
         data = load_choice_data(comparisons, tasks)
-        result = fit_data(data, spec, settings, progressbar, log_likelihood)
+        result = fit_data(data, spec, settings, progressbar, log_likelihood, method)
         result._write(out, force)
     return result
 

@@ -68,7 +68,8 @@ def report(fit_dir: str | Path, out: str | Path) -> Path:
             f'<section id="{section.key}"><h2>{SECTIONS[section.key]}</h2>'
             f"{image}{section.body}</section>"
         )
-    title = html.escape(f"bayespref report: {Path(fit_dir).name}")
+    approximate = " (APPROXIMATE posterior)" if fit.diagnostics.get("approximate") else ""
+    title = html.escape(f"bayespref report: {Path(fit_dir).name}{approximate}")
     page = (
         f'<!DOCTYPE html><html><head><meta charset="utf-8"><title>{title}</title>'
         f"<style>{_STYLE}</style></head><body><h1>{title}</h1>{_overview(fit)}"
@@ -164,6 +165,8 @@ def _diagnostics(fit: Fit) -> str:
     d = fit.diagnostics
     verdict = "pass" if d.get("passed") else "fail"
     keys = ["max_r_hat", "min_ess_bulk", "divergences", "bfmi", "max_tree_depth", "reasons"]
+    if d.get("approximate"):
+        keys = ["method", "optimizer_iterations", "max_abs_gradient", "reasons"]
     rows = "".join(
         f"<tr><th>{html.escape(k)}</th><td>{html.escape(str(d[k]))}</td></tr>"
         for k in keys

@@ -3,8 +3,12 @@
 Each (size, method) runs in its own process so that peak memory is its own. Methods:
   bayespref  the default model with NumPyro NUTS, default settings (4 chains x 1000 draws), without
              the pointwise log-likelihood (a separate, optional cost at large sizes)
-  pymc       the same PyMC model with PyMC's own NUTS sampler
+  approx     the same model, `--method approx` (Laplace approximation, bayespref/approx.py)
+  pymc       the same PyMC model with PyMC's own NUTS sampler (4 chains, 2 at a time on 2 cores)
+  nutpie     the same PyMC model with nutpie (numba backend), default settings
   mle        the reference maximum-likelihood Thurstone fit (L-BFGS), the speed floor
+A method that would take over 30 minutes at a size is skipped and marked so: either it is in
+OVER_30_MIN (from measured scaling, below) or its process runs past --limit-minutes.
 Columns: wall time including compilation, min ESS_bulk over mu, ESS_bulk per second, max r_hat,
 divergences, Pearson and Spearman of mu against truth, 90% interval coverage of mu, peak memory.
 Usage:
@@ -36,8 +40,20 @@ COLUMNS = [
     "spearman",
     "coverage90",
     "peak_mb",
-]
-METHODS = ("bayespref", "pymc", "mle")
+]  # then `note` (why a row is empty) and `device`
+METHODS = ("bayespref", "approx", "pymc", "nutpie", "mle")
+# Measured on 2 cores: NUTS cost grows with cells x gradient evaluations per draw; at
+# 1000x30000 bayespref NUTS took 388 s and PyMC's sampler is several times slower, so these
+# pass 30 minutes by extrapolation. Run them anyway with --no-skip.
+OVER_30_MIN = {
+    ("bayespref", "3000x117000"),
+    ("bayespref", "10000x332000"),
+    ("pymc", "1000x30000"),
+    ("pymc", "3000x117000"),
+    ("pymc", "10000x332000"),
+    ("nutpie", "3000x117000"),
+    ("nutpie", "10000x332000"),
+}
 
 
 def _accuracy(estimate: np.ndarray, truth: np.ndarray) -> dict[str, float]:
@@ -47,6 +63,13 @@ def _accuracy(estimate: np.ndarray, truth: np.ndarray) -> dict[str, float]:
         "pearson": float(pearsonr(estimate, truth)[0]),
         "spearman": float(spearmanr(estimate, truth)[0]),
     }
+
+
+def _divergences(idata) -> float:
+    """Divergent transitions; NaN for the approximation, which has no sampler."""
+    if "sample_stats" not in idata.children:
+        return float("nan")
+    return int(idata["sample_stats"]["diverging"].values.sum())
 
 
 def _posterior_row(idata, tasks: pd.DataFrame, truth: pd.DataFrame, wall: float) -> dict:
@@ -62,8 +85,10 @@ def _posterior_row(idata, tasks: pd.DataFrame, truth: pd.DataFrame, wall: float)
         "wall_s": wall,
         "min_ess_bulk": min_ess,
         "ess_per_s": min_ess / wall,
-        "max_rhat": float(az.rhat(idata, var_names=["mu"])["mu"].max()),
-        "divergences": int(idata["sample_stats"]["diverging"].values.sum()),
+        "max_rhat": float(az.rhat(idata, var_names=["mu"])["mu"].max())
+        if idata["posterior"].sizes["chain"] > 1
+        else float("nan"),
+        "divergences": _divergences(idata),
         **_accuracy(mu.mean(axis=1), true_mu),
         "coverage90": float(np.mean((true_mu >= low) & (true_mu <= high))),
     }
@@ -85,20 +110,25 @@ def measure(size: str, method: str, seed: int) -> dict:
         wall = time.perf_counter() - started
         truth = simulation.truth.set_index("task_id").loc[reference.task_ids, "mu"].to_numpy()
         row = {"wall_s": wall, **_accuracy(reference.mu, truth)}
-    elif method == "bayespref":
+    elif method in ("bayespref", "approx"):
         result = bp.fit(
-            simulation.comparisons, simulation.tasks, progressbar=False, log_likelihood=False
+            simulation.comparisons,
+            simulation.tasks,
+            progressbar=False,
+            log_likelihood=False,
+            method="nuts" if method == "bayespref" else "approx",
         )
         wall = time.perf_counter() - started
         row = _posterior_row(result.idata, result.tasks, simulation.truth, wall)
-    elif method == "pymc":
+    elif method in ("pymc", "nutpie"):
         import pymc as pm
 
         from bayespref.model import build_model
 
         data = bp.load_choice_data(simulation.comparisons, simulation.tasks)
+        options = {"cores": 2} if method == "pymc" else {"nuts_sampler": "nutpie"}
         with build_model(bp.resolve_spec(None), data):
-            idata = pm.sample(random_seed=seed, progressbar=False, target_accept=0.9, cores=2)
+            idata = pm.sample(random_seed=seed, progressbar=False, target_accept=0.9, **options)
         wall = time.perf_counter() - started
         row = _posterior_row(idata, data.tasks, simulation.truth, wall)
     else:
@@ -109,11 +139,25 @@ def measure(size: str, method: str, seed: int) -> dict:
     return {"size": size, "method": method, **row, "peak_mb": peak, "device": describe()}
 
 
+def _run_one(size: str, method: str, seed: int, limit_minutes: float) -> dict:
+    command = [sys.executable, __file__, "--one", size, method, "--seed", str(seed)]
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, timeout=60 * limit_minutes)
+    except subprocess.TimeoutExpired:
+        return {"size": size, "method": method, "note": f"skipped: over {limit_minutes:g} min"}
+    if done.returncode != 0:
+        print(done.stderr[-2000:], file=sys.stderr)
+        return {"size": size, "method": method, "note": "failed (see stderr)"}
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="500x10000,1000x30000")
     parser.add_argument("--methods", default="bayespref,mle")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--limit-minutes", type=float, default=30.0)
+    parser.add_argument("--no-skip", action="store_true", help="Run the OVER_30_MIN cases too.")
     parser.add_argument("--one", nargs=2, metavar=("SIZE", "METHOD"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
@@ -122,17 +166,12 @@ def main() -> None:
     rows = []
     for size in args.sizes.split(","):
         for method in args.methods.split(","):
-            done = subprocess.run(
-                [sys.executable, __file__, "--one", size, method, "--seed", str(args.seed)],
-                capture_output=True,
-                text=True,
-            )
-            if done.returncode != 0:
-                print(done.stderr[-2000:], file=sys.stderr)
-                raise SystemExit(f"{size} {method} failed")
-            rows.append(json.loads(done.stdout.strip().splitlines()[-1]))
+            if (method, size) in OVER_30_MIN and not args.no_skip:
+                rows.append({"size": size, "method": method, "note": "skipped: over 30 min"})
+            else:
+                rows.append(_run_one(size, method, args.seed, args.limit_minutes))
             print(rows[-1], flush=True)
-    table = pd.DataFrame(rows).reindex(columns=COLUMNS)
+    table = pd.DataFrame(rows).reindex(columns=[*COLUMNS, "note", "device"])
     out = Path(__file__).parent / "results" / "fit.csv"
     out.parent.mkdir(exist_ok=True)
     table.to_csv(out, index=False)

@@ -1,0 +1,142 @@
+"""The Laplace approximation (`--method approx`): recovery, calibration, labelling, seeds."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import interval_coverage
+from typer.testing import CliRunner
+
+import bayespref as bp
+from bayespref.approx import spread_marginal, task_information
+from bayespref.cli import app
+from bayespref.fit import APPROX_LABEL
+from bayespref.posterior import draws
+
+
+@pytest.fixture(scope="module")
+def approximate():
+    simulation = bp.simulate(
+        n_tasks=200, n_datasets=5, n_comparisons=6000, position_bias=0.3, seed=7
+    )
+    result = bp.fit(
+        simulation.comparisons,
+        simulation.tasks,
+        settings=bp.SamplerSettings(seed=3),
+        method="approx",
+        progressbar=False,
+    )
+    return simulation, result
+
+
+def test_recovers_utilities_with_calibrated_intervals(approximate):
+    simulation, result = approximate
+    truth = simulation.truth.set_index("task_id").loc[result.tasks["task_id"], "mu"].to_numpy()
+    mu = draws(result.posterior, "mu")
+    assert np.corrcoef(mu.mean(axis=1), truth)[0, 1] >= 0.95
+    assert 0.80 <= interval_coverage(mu, truth, 0.90) <= 0.97
+    bias = result.params.set_index("name").loc["position_bias"]
+    assert bias["low"] <= 0.3 <= bias["high"]
+    spread = result.params.set_index("name").loc["dataset_spread[dataset_0]"]
+    assert 0 < spread["low"] < spread["mean"] < spread["high"]
+
+
+def test_every_output_says_approximate(approximate, tmp_path):
+    _, result = approximate
+    assert result.diagnostics["approximate"] is True
+    assert result.diagnostics["passed"] and result.diagnostics["max_abs_gradient"] < 1e-2
+    assert result.idata.attrs["method"] == "approx"
+    assert (result.utilities["method"] == APPROX_LABEL).all()
+    assert (result.params["method"] == APPROX_LABEL).all()
+    result.save(tmp_path / "fit")
+    loaded = bp.load_fit(tmp_path / "fit")
+    assert loaded.idata.attrs["approximate"] == 1
+    assert json.loads((tmp_path / "fit" / "diagnostics.json").read_text())["approximate"]
+    assert pd.read_csv(tmp_path / "fit" / "utilities.csv")["method"].eq(APPROX_LABEL).all()
+    assert loaded.idata["log_likelihood"]["first_chosen"].dtype == np.float32
+    assert loaded.posterior.sizes["chain"] == 1 and loaded.posterior.sizes["draw"] == 1000
+
+
+def test_same_seed_same_numbers_and_other_seed_other_draws(approximate):
+    simulation, result = approximate
+    again = bp.fit(
+        simulation.comparisons,
+        simulation.tasks,
+        settings=bp.SamplerSettings(seed=3),
+        method="approx",
+        progressbar=False,
+        log_likelihood=False,
+    )
+    pd.testing.assert_frame_equal(again.utilities, result.utilities)
+    other = bp.fit(
+        simulation.comparisons,
+        simulation.tasks,
+        settings=bp.SamplerSettings(seed=4),
+        method="approx",
+        progressbar=False,
+        log_likelihood=False,
+    )
+    assert not np.allclose(other.utilities["mu_low"], result.utilities["mu_low"])
+    # the mode does not depend on the seed: only the Monte Carlo error of the draws differs
+    np.testing.assert_allclose(other.utilities["mu_mean"], result.utilities["mu_mean"], atol=0.05)
+
+
+def test_spread_marginal_recovers_a_known_spread():
+    rng = np.random.default_rng(0)
+    variance = rng.uniform(0.1, 1.0, 4000)
+    deviation = rng.normal(0.0, np.sqrt(2.0**2 + variance))
+    log_spread, sd = spread_marginal(deviation, variance, prior_sd=5.0)
+    assert abs(log_spread - np.log(2.0)) < 3 * sd and 0.005 < sd < 0.05
+
+
+def test_task_information_matches_the_probit_formula():
+    cells = pd.DataFrame({"a_idx": [0, 1], "b_idx": [1, 2], "n": [10, 4]})
+    information = task_information(
+        mu=np.zeros(3),
+        sigma=np.ones(3),
+        position=0.0,
+        by_dataset=False,
+        cells=cells,
+        task_dataset=np.zeros(3, dtype=int),
+        link="probit",
+    )
+    per_trial = (1 / (2 * np.pi)) / 0.25 / 2  # phi(0)^2 / (Phi(0) Phi(0)) / (1 + 1)
+    np.testing.assert_allclose(information, per_trial * np.array([10, 14, 4]))
+
+
+def test_cli_fit_method_approx(small_simulation, tmp_path):
+    small_simulation_dir = tmp_path / "sim"
+    bp.write_simulation(small_simulation, small_simulation_dir)
+    out = tmp_path / "fit"
+    result = CliRunner().invoke(
+        app,
+        [
+            "fit",
+            str(small_simulation_dir / "comparisons.csv"),
+            "--tasks",
+            str(small_simulation_dir / "tasks.csv"),
+            "--method",
+            "approx",
+            "--out",
+            str(out),
+            "--no-progress",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert "APPROXIMATE" in result.output
+    assert (out / "posterior.nc").exists()
+    unknown = CliRunner().invoke(
+        app,
+        [
+            "fit",
+            str(small_simulation_dir / "comparisons.csv"),
+            "--method",
+            "advi",
+            "--out",
+            str(tmp_path / "other"),
+        ],
+    )
+    assert unknown.exit_code != 0 and "unknown method 'advi'" in unknown.output
