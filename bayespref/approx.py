@@ -91,7 +91,7 @@ def _flat_logp(model):
     return jax.jit(lambda x: potential(unravel(x))), np.asarray(flat), unravel
 
 
-def _mode(objective, start: np.ndarray):
+def _mode(objective, start: np.ndarray, tolerance: float = _GRADIENT_TOLERANCE):
     import jax
     from scipy.optimize import minimize
 
@@ -106,7 +106,7 @@ def _mode(objective, start: np.ndarray):
         start,
         jac=True,
         method="L-BFGS-B",
-        options={"maxiter": 50_000, "maxcor": 30, "gtol": _GRADIENT_TOLERANCE, "ftol": 1e-14},
+        options={"maxiter": 50_000, "maxcor": 30, "gtol": tolerance, "ftol": 1e-14},
     )
     if not np.isfinite(result.fun):
         raise ApproximationError("the log posterior is not finite at the optimizer's end point")
@@ -248,7 +248,8 @@ def _empirical_spread(
     n_groups = setup.groups.max() + 1
     fixed_model[setup.name].set_value(np.full(setup.shape, setup.prior_sd))
     objective, start, unravel = _flat_logp(fixed_model)
-    weak = _mode(objective, start)
+    # Only deviations and a start point are needed from this mode: a looser tolerance will do.
+    weak = _mode(objective, start, tolerance=10 * _GRADIENT_TOLERANCE)
     at = _at_point(fixed_model, weak.x, unravel)
     mu = post.draws(at, "mu")[:, 0]
     position, by_dataset = post.position(at)

@@ -45,7 +45,7 @@ METHODS = ("bayespref", "approx", "pymc", "nutpie", "mle")
 # Measured on 2 cores: NUTS cost grows with cells x gradient evaluations per draw; at
 # 1000x30000 bayespref NUTS took 388 s and PyMC's sampler is several times slower, so these
 # pass 30 minutes by extrapolation. Run them anyway with --no-skip.
-OVER_30_MIN = {
+OVER_30_MIN = {  # on 2 CPU cores; benchmarks/gpu.sh runs them all (--no-skip)
     ("bayespref", "3000x117000"),
     ("bayespref", "10000x332000"),
     ("pymc", "1000x30000"),
@@ -126,7 +126,8 @@ def measure(size: str, method: str, seed: int) -> dict:
         from bayespref.model import build_model
 
         data = bp.load_choice_data(simulation.comparisons, simulation.tasks)
-        options = {"cores": 2} if method == "pymc" else {"nuts_sampler": "nutpie"}
+        # PyMC 6 picks nutpie by itself when it is installed: name the sampler explicitly.
+        options = {"nuts_sampler": method} | ({"cores": 2} if method == "pymc" else {})
         with build_model(bp.resolve_spec(None), data):
             idata = pm.sample(random_seed=seed, progressbar=False, target_accept=0.9, **options)
         wall = time.perf_counter() - started
