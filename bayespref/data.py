@@ -1,13 +1,16 @@
 """Data contracts: read, validate and aggregate tasks and comparisons tables.
 
 Every error names the file, the row (1-based data row; for CSV also the file line) and the column.
+Comparisons files are read, validated and counted into cells a chunk of rows at a time, so that
+memory follows the number of cells and tasks, not of trials.
 """
 
 from __future__ import annotations
 
-import hashlib
-import io
+import codecs
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -16,10 +19,15 @@ import pandas as pd
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
-CHOICES = ("a", "b", "refusal", "unparsed")
+from bayespref.cells import CHOICES, HASHED, TrialCounts, trials_hash
+
 DEFAULT_CONDITION = "default"
 DEFAULT_DATASET = "all"
 READABLE_SUFFIXES = (".csv", ".parquet", ".jsonl", ".json")
+CHUNK_ROWS = 200_000
+_BLOCK_BYTES = 1 << 20
+# Optional comparisons columns whose absence changes how the rows are read.
+_OPTIONAL = ("condition", "dataset_a", "dataset_b")
 
 
 class DataError(ValueError):
@@ -41,13 +49,66 @@ def where(source: str, row: int | None = None, column: str | None = None) -> str
     return ", ".join(parts)
 
 
-def _decode_error_row(raw: bytes, offset: int) -> int:
-    """1-based data row (header excluded) holding byte `offset` of a CSV/JSONL file."""
-    return raw[:offset].count(b"\n")
+def _ensure_not_blank(path: Path, source: str) -> None:
+    with path.open("rb") as handle:
+        while block := handle.read(_BLOCK_BYTES):
+            if block.strip():
+                return
+    raise DataError(f"{where(source)}: the file is empty")
 
 
-def read_table(path: str | Path) -> pd.DataFrame:
-    """Read a CSV, Parquet or JSONL table; CSV and JSONL cells stay text, headers are stripped."""
+def _non_utf8(path: Path, source: str) -> DataError | None:
+    """The error naming the row of the first bytes that are not UTF-8, if there are any."""
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    offset = newlines = 0  # bytes and newlines before the current block
+    with path.open("rb") as handle:
+        while True:
+            block = handle.read(_BLOCK_BYTES)
+            pending = decoder.getstate()[0]
+            try:
+                decoder.decode(block, final=not block)
+            except UnicodeDecodeError as error:
+                data = pending + block
+                row = newlines + data[: error.start].count(b"\n")
+                where_row = where(source, row if path.suffix.lower() == ".csv" else row + 1)
+                return DataError(
+                    f"{where_row}: bytes that are not UTF-8 at byte "
+                    f"{offset - len(pending) + error.start}; save the file as UTF-8"
+                )
+            if not block:
+                return None
+            offset += len(block)
+            newlines += block.count(b"\n")
+
+
+@contextmanager
+def _chunk_reader(path: Path, suffix: str, chunk_rows: int):
+    """The format's chunks and, where the format stores it, its number of rows."""
+    if suffix == ".parquet":
+        import pyarrow.parquet as pq
+
+        with pq.ParquetFile(path) as file:
+            batches = file.iter_batches(chunk_rows)
+            yield (batch.to_pandas() for batch in batches), file.metadata.num_rows
+    elif suffix == ".csv":
+        options = {"dtype": str, "keep_default_na": False}
+        with pd.read_csv(path, chunksize=chunk_rows, encoding="utf-8-sig", **options) as reader:
+            yield reader, None
+    else:
+        with pd.read_json(
+            path, lines=True, dtype=False, chunksize=chunk_rows, encoding="utf-8-sig"
+        ) as reader:
+            yield reader, None
+
+
+def iter_table(
+    path: str | Path, chunk_rows: int | None = None
+) -> Iterator[tuple[pd.DataFrame, range | None]]:
+    """Read a CSV, Parquet or JSONL table a chunk of rows at a time, with each chunk's 0-based
+    rows in the table, or None when the chunk is the whole table. CSV and JSONL cells stay
+    text, headers are stripped; JSONL chunks carry every key seen so far. Chunks have
+    `chunk_rows` rows (CHUNK_ROWS by default), Parquet batches at most that."""
+    chunk_rows = chunk_rows or CHUNK_ROWS
     path = Path(path)
     source = str(path)
     if not path.exists():
@@ -58,36 +119,41 @@ def read_table(path: str | Path) -> pd.DataFrame:
             f"{where(source)}: unknown file type '{suffix}'; "
             f"use one of {', '.join(READABLE_SUFFIXES)}"
         )
-    if suffix == ".parquet":
-        try:
-            frame = pd.read_parquet(path)
-        except Exception as error:  # pyarrow raises several unrelated types
-            raise DataError(f"{where(source)}: not a readable Parquet file ({error})") from error
-    else:
-        raw = path.read_bytes()
-        if not raw.strip():
-            raise DataError(f"{where(source)}: the file is empty")
-        try:
-            text = raw.decode("utf-8-sig")
-        except UnicodeDecodeError as error:
-            row = _decode_error_row(raw, error.start)
-            where_row = where(source, row if suffix == ".csv" else row + 1)
-            raise DataError(
-                f"{where_row}: bytes that are not UTF-8 at byte {error.start}; "
-                "save the file as UTF-8"
-            ) from error
-        try:
-            if suffix == ".csv":
-                frame = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False)
-            else:
-                frame = pd.read_json(io.StringIO(text), lines=True, dtype=False)
-        except (pd.errors.ParserError, ValueError) as error:
+    if suffix != ".parquet":
+        _ensure_not_blank(path, source)
+    first, columns = 0, []
+    # pyarrow raises several unrelated types
+    unreadable = Exception if suffix == ".parquet" else ValueError
+    try:
+        with _chunk_reader(path, suffix, chunk_rows) as (chunks, total):
+            for chunk in chunks:
+                chunk.columns = [str(column).strip() for column in chunk.columns]
+                columns += [column for column in chunk.columns if column not in columns]
+                chunk = chunk.reindex(columns=columns) if chunk.shape[1] < len(columns) else chunk
+                if chunk.empty:
+                    break
+                rows = range(first, first + len(chunk))
+                chunk.index = pd.RangeIndex(rows.start, rows.stop)
+                complete = len(chunk) == total if total is not None else len(chunk) < chunk_rows
+                whole = first == 0 and complete
+                yield chunk, None if whole else rows
+                first = rows.stop
+    except UnicodeDecodeError as error:
+        raise (_non_utf8(path, source) or DataError(f"{where(source)}: {error}")) from error
+    except unreadable as error:
+        if suffix == ".parquet":
+            message = f"{where(source)}: not a readable Parquet file ({error})"
+        else:
             message = f"{where(source)}: cannot be parsed as {suffix[1:]} ({error})"
-            raise DataError(message) from error
-    frame.columns = [str(column).strip() for column in frame.columns]
-    if frame.empty:
+        raise DataError(message) from error
+    if first == 0:
         raise DataError(f"{where(source)}: the table has a header but no rows")
-    return frame.reset_index(drop=True)
+
+
+def read_table(path: str | Path) -> pd.DataFrame:
+    """Read a CSV, Parquet or JSONL table; CSV and JSONL cells stay text, headers are stripped."""
+    frames = [chunk for chunk, _ in iter_table(path)]
+    return frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
 
 
 def require_columns(frame: pd.DataFrame, columns: tuple[str, ...], source: str) -> None:
@@ -105,8 +171,28 @@ def require_columns(frame: pd.DataFrame, columns: tuple[str, ...], source: str) 
     )
 
 
+def _first_bad(mask: np.ndarray) -> int:
+    """Position of the first True."""
+    return int(np.flatnonzero(mask)[0])
+
+
+def _row(position: int, rows: range | None) -> int:
+    """1-based table row of a position in a chunk whose 0-based table rows are `rows` (None: the
+    chunk is the whole table)."""
+    return (rows.start if rows else 0) + position + 1
+
+
+def _among(rows: range | None) -> str:
+    """Where a count of bad rows was made: in one chunk of a table read in chunks."""
+    return "" if rows is None else f" in rows {rows.start + 1}-{rows.stop}"
+
+
 def text_column(
-    frame: pd.DataFrame, column: str, source: str, allow_empty: bool = False
+    frame: pd.DataFrame,
+    column: str,
+    source: str,
+    allow_empty: bool = False,
+    rows: range | None = None,
 ) -> pd.Series:
     """The column as stripped strings; an empty cell is an error naming its row."""
     values = frame[column]
@@ -114,9 +200,10 @@ def text_column(
     values = values.where(~missing, "").astype(str).str.strip()
     empty = values == ""
     if empty.any() and not allow_empty:
-        row = int(np.flatnonzero(empty.to_numpy())[0]) + 1
+        count = f"{int(empty.sum())} empty {_among(rows)[1:] or 'in all'}"
         raise DataError(
-            f"{where(source, row, column)}: empty value ({int(empty.sum())} empty in all)"
+            f"{where(source, _row(_first_bad(empty.to_numpy()), rows), column)}: empty value "
+            f"({count})"
         )
     return values
 
@@ -144,77 +231,147 @@ def read_tasks(path: str | Path) -> pd.DataFrame:
     return validate_tasks(read_table(path), str(path))
 
 
-def _first_bad_row(mask: np.ndarray) -> int:
-    return int(np.flatnonzero(mask)[0]) + 1
+class ComparisonsValidator:
+    """Checks comparisons against the contract a chunk at a time and returns each chunk with
+    datasets and condition; keeps what spans chunks (each task's dataset, the columns given).
 
+    Choices are matched after stripping spaces and lower-casing ("  A " reads as "a").
+    """
 
-def _resolve_datasets(
-    comparisons: pd.DataFrame, tasks: pd.DataFrame | None, source: str, tasks_source: str
-) -> pd.DataFrame:
-    """Fill `dataset_a`/`dataset_b` from the tasks table or check the columns given."""
-    has_columns = {"dataset_a", "dataset_b"} & set(comparisons.columns)
-    if tasks is not None:
-        lookup = dict(zip(tasks["task_id"], tasks["dataset"], strict=True))
+    def __init__(
+        self,
+        source: str = "<comparisons>",
+        tasks: pd.DataFrame | None = None,
+        tasks_source: str = "<tasks>",
+    ) -> None:
+        self.source, self.tasks_source = source, tasks_source
+        self.lookup = (
+            None if tasks is None else dict(zip(tasks["task_id"], tasks["dataset"], strict=True))
+        )
+        self.optional: set[str] | None = None
+        self.dataset_of = pd.Series([], dtype=str)  # without a tasks table: as first given
+
+    def __call__(self, frame: pd.DataFrame, rows: range | None = None) -> pd.DataFrame:
+        source = self.source
+        require_columns(frame, ("task_a", "task_b", "choice"), source)
+        self._same_optional_columns(frame, rows)
+        comparisons = frame.copy()
+        comparisons["task_a"] = text_column(frame, "task_a", source, rows=rows)
+        comparisons["task_b"] = text_column(frame, "task_b", source, rows=rows)
+        choice = text_column(frame, "choice", source, allow_empty=True, rows=rows).str.lower()
+        unknown = ~choice.isin(CHOICES).to_numpy()
+        if unknown.any():
+            bad = _first_bad(unknown)
+            raise DataError(
+                f"{where(source, _row(bad, rows), 'choice')}: unknown choice "
+                f"'{frame['choice'].iloc[bad]}'; expected one of {', '.join(CHOICES)} "
+                f"({int(unknown.sum())} such rows{_among(rows)})"
+            )
+        comparisons["choice"] = choice
+        same = (comparisons["task_a"] == comparisons["task_b"]).to_numpy()
+        if same.any():
+            bad = _first_bad(same)
+            raise DataError(
+                f"{where(source, _row(bad, rows), 'task_b')}: task "
+                f"'{comparisons['task_a'].iloc[bad]}' is compared with itself "
+                f"({int(same.sum())} such rows{_among(rows)})"
+            )
+        if "condition" in comparisons.columns:
+            comparisons["condition"] = text_column(frame, "condition", source, rows=rows)
+        else:
+            comparisons["condition"] = DEFAULT_CONDITION
+        if self.lookup is not None:
+            return self._datasets_from_tasks(comparisons, rows)
+        return self._datasets_given(comparisons, rows)
+
+    def _same_optional_columns(self, frame: pd.DataFrame, rows: range | None) -> None:
+        """A chunk of a JSONL file may bring a key the rows before it lacked."""
+        given = {column for column in _OPTIONAL if column in frame.columns}
+        if self.optional is None:
+            self.optional = given
+        for column in sorted(given - self.optional):
+            bad = _first_bad(frame[column].notna().to_numpy())
+            raise DataError(
+                f"{where(self.source, _row(bad, rows), column)}: the column first appears in this "
+                "row; earlier rows lack it (give every row the same columns)"
+            )
+
+    def _datasets_from_tasks(self, comparisons: pd.DataFrame, rows: range | None) -> pd.DataFrame:
+        """Fill `dataset_a`/`dataset_b` from the tasks table, checking any given."""
+        source, lookup = self.source, self.lookup
         for side in ("a", "b"):
             ids = comparisons[f"task_{side}"]
             unknown = ~ids.isin(lookup.keys()).to_numpy()
             if unknown.any():
-                row = _first_bad_row(unknown)
+                bad = _first_bad(unknown)
                 raise DataError(
-                    f"{where(source, row, f'task_{side}')}: task '{ids.iloc[row - 1]}' is not "
-                    f"in the tasks table '{tasks_source}' ({int(unknown.sum())} such rows)"
+                    f"{where(source, _row(bad, rows), f'task_{side}')}: task '{ids.iloc[bad]}' "
+                    f"is not in the tasks table '{self.tasks_source}' ({int(unknown.sum())} such "
+                    f"rows{_among(rows)})"
                 )
             given = f"dataset_{side}"
             mapped = ids.map(lookup)
             if given in comparisons.columns:
-                stated = text_column(comparisons, given, source, allow_empty=True)
+                stated = text_column(comparisons, given, source, allow_empty=True, rows=rows)
                 clash = ((stated != "") & (stated != mapped)).to_numpy()
                 if clash.any():
-                    row = _first_bad_row(clash)
+                    bad = _first_bad(clash)
                     raise DataError(
-                        f"{where(source, row, given)}: dataset '{stated.iloc[row - 1]}' "
-                        f"disagrees with the tasks table, which puts task '{ids.iloc[row - 1]}' in "
-                        f"'{mapped.iloc[row - 1]}'"
+                        f"{where(source, _row(bad, rows), given)}: dataset '{stated.iloc[bad]}' "
+                        f"disagrees with the tasks table, which puts task '{ids.iloc[bad]}' in "
+                        f"'{mapped.iloc[bad]}'"
                     )
             comparisons[given] = mapped
         return comparisons
-    if not has_columns:
-        warnings.warn(
-            f"{where(source)}: no dataset columns and no tasks table; all tasks are put in one "
-            f"dataset '{DEFAULT_DATASET}'",
-            DataWarning,
-            stacklevel=3,
+
+    def _datasets_given(self, comparisons: pd.DataFrame, rows: range | None) -> pd.DataFrame:
+        """Check the dataset columns (one dataset per task), or put every task in one."""
+        source = self.source
+        if not self.optional & {"dataset_a", "dataset_b"}:
+            if rows is None or rows.start == 0:
+                warnings.warn(
+                    f"{where(source)}: no dataset columns and no tasks table; all tasks are put "
+                    f"in one dataset '{DEFAULT_DATASET}'",
+                    DataWarning,
+                    stacklevel=4,
+                )
+            comparisons["dataset_a"] = DEFAULT_DATASET
+            comparisons["dataset_b"] = DEFAULT_DATASET
+            return comparisons
+        for side in ("a", "b"):
+            column = f"dataset_{side}"
+            if column not in comparisons.columns:
+                raise DataError(
+                    f"{where(source, column=column)}: missing dataset column (give both "
+                    "dataset_a and dataset_b, or a tasks table)"
+                )
+            comparisons[column] = text_column(comparisons, column, source, rows=rows)
+        n = len(comparisons)
+        long = pd.DataFrame(
+            {
+                "task": pd.concat(
+                    [comparisons["task_a"], comparisons["task_b"]], ignore_index=True
+                ),
+                "dataset": pd.concat(
+                    [comparisons["dataset_a"], comparisons["dataset_b"]], ignore_index=True
+                ),
+                "row": np.concatenate([np.arange(n)] * 2),
+                "column": ["dataset_a"] * n + ["dataset_b"] * n,
+            }
         )
-        comparisons["dataset_a"] = DEFAULT_DATASET
-        comparisons["dataset_b"] = DEFAULT_DATASET
-        return comparisons
-    for side in ("a", "b"):
-        column = f"dataset_{side}"
-        if column not in comparisons.columns:
+        here = long.drop_duplicates("task").set_index("task")["dataset"]
+        new = here[~here.index.isin(self.dataset_of.index)]
+        first = pd.concat([self.dataset_of, new]) if len(new) else self.dataset_of
+        clash = (long["dataset"] != long["task"].map(first)).to_numpy()
+        if clash.any():
+            bad = long.iloc[_first_bad(clash)]
             raise DataError(
-                f"{where(source, column=column)}: missing dataset column (give both dataset_a and "
-                "dataset_b, or a tasks table)"
+                f"{where(source, _row(int(bad['row']), rows), bad['column'])}: task "
+                f"'{bad['task']}' is in dataset '{bad['dataset']}' here but in "
+                f"'{first[bad['task']]}' in an earlier row"
             )
-        comparisons[column] = text_column(comparisons, column, source)
-    long = pd.DataFrame(
-        {
-            "task": pd.concat([comparisons["task_a"], comparisons["task_b"]], ignore_index=True),
-            "dataset": pd.concat(
-                [comparisons["dataset_a"], comparisons["dataset_b"]], ignore_index=True
-            ),
-            "row": np.concatenate([np.arange(len(comparisons))] * 2) + 1,
-            "column": ["dataset_a"] * len(comparisons) + ["dataset_b"] * len(comparisons),
-        }
-    )
-    first = long.drop_duplicates("task").set_index("task")["dataset"]
-    clash = (long["dataset"] != long["task"].map(first)).to_numpy()
-    if clash.any():
-        bad = long.iloc[int(np.flatnonzero(clash)[0])]
-        raise DataError(
-            f"{where(source, int(bad['row']), bad['column'])}: task '{bad['task']}' is in dataset "
-            f"'{bad['dataset']}' here but in '{first[bad['task']]}' in an earlier row"
-        )
-    return comparisons
+        self.dataset_of = first
+        return comparisons
 
 
 def validate_comparisons(
@@ -227,31 +384,7 @@ def validate_comparisons(
 
     Choices are matched after stripping spaces and lower-casing ("  A " reads as "a").
     """
-    require_columns(frame, ("task_a", "task_b", "choice"), source)
-    comparisons = frame.copy()
-    comparisons["task_a"] = text_column(frame, "task_a", source)
-    comparisons["task_b"] = text_column(frame, "task_b", source)
-    choice = text_column(frame, "choice", source, allow_empty=True).str.lower()
-    unknown = ~choice.isin(CHOICES).to_numpy()
-    if unknown.any():
-        row = _first_bad_row(unknown)
-        raise DataError(
-            f"{where(source, row, 'choice')}: unknown choice '{frame['choice'].iloc[row - 1]}'; "
-            f"expected one of {', '.join(CHOICES)} ({int(unknown.sum())} such rows)"
-        )
-    comparisons["choice"] = choice
-    same = (comparisons["task_a"] == comparisons["task_b"]).to_numpy()
-    if same.any():
-        row = _first_bad_row(same)
-        raise DataError(
-            f"{where(source, row, 'task_b')}: task '{comparisons['task_a'].iloc[row - 1]}' is "
-            f"compared with itself ({int(same.sum())} such rows)"
-        )
-    if "condition" in comparisons.columns:
-        comparisons["condition"] = text_column(frame, "condition", source)
-    else:
-        comparisons["condition"] = DEFAULT_CONDITION
-    return _resolve_datasets(comparisons, tasks, source, tasks_source)
+    return ComparisonsValidator(source, tasks, tasks_source)(frame)
 
 
 def _tasks_frame(tasks: str | Path | pd.DataFrame | None) -> tuple[pd.DataFrame | None, str]:
@@ -262,28 +395,31 @@ def _tasks_frame(tasks: str | Path | pd.DataFrame | None) -> tuple[pd.DataFrame 
     return read_tasks(tasks), str(tasks)
 
 
-def _validated(
+def _validated_chunks(
     comparisons: str | Path | pd.DataFrame, tasks: pd.DataFrame | None, tasks_source: str
-) -> tuple[pd.DataFrame, str]:
+) -> tuple[Iterator[pd.DataFrame], str]:
+    """Validated comparisons, a chunk at a time for a file, and the source they name."""
     if isinstance(comparisons, pd.DataFrame):
         source = "<comparisons>"
-        return validate_comparisons(comparisons, source, tasks, tasks_source), source
+        return iter([ComparisonsValidator(source, tasks, tasks_source)(comparisons)]), source
     source = str(comparisons)
-    return validate_comparisons(read_table(comparisons), source, tasks, tasks_source), source
+    validate = ComparisonsValidator(source, tasks, tasks_source)
+    return (validate(chunk, rows) for chunk, rows in iter_table(comparisons)), source
 
 
 def read_comparisons(
     comparisons: str | Path | pd.DataFrame, tasks: str | Path | pd.DataFrame | None = None
 ) -> pd.DataFrame:
     """Read (or take) and validate comparisons, joining datasets from an optional tasks table."""
-    return _validated(comparisons, *_tasks_frame(tasks))[0]
+    chunks = list(_validated_chunks(comparisons, *_tasks_frame(tasks))[0])
+    return chunks[0] if len(chunks) == 1 else pd.concat(chunks, ignore_index=True)
 
 
 def data_hash(comparisons: pd.DataFrame) -> str:
-    """Order-independent hash of the trials (ids, position, condition, outcome, datasets)."""
-    columns = ["task_a", "task_b", "condition", "choice", "dataset_a", "dataset_b"]
-    canonical = comparisons[columns].astype(str).sort_values(columns).to_csv(index=False)
-    return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+    """Order-independent hash of validated trials (ids, position, condition, outcome, datasets)."""
+    counts = TrialCounts()
+    counts.add(comparisons[HASHED].astype(str))
+    return trials_hash(counts.outcomes(), counts.dataset_of)
 
 
 @dataclass(frozen=True)
@@ -317,23 +453,21 @@ def ordered_conditions(names) -> list[str]:
     return names
 
 
-def _task_counts(comparisons: pd.DataFrame, task_ids: pd.Index) -> pd.DataFrame:
+def _task_counts(outcomes: pd.DataFrame, task_ids: pd.Index) -> pd.DataFrame:
+    """Per task, the outcomes of every trial it was in, from trials per cell and outcome."""
     counts = pd.DataFrame(
         0,
         index=task_ids,
         columns=["n_trials", "n_wins", "n_losses", "n_shown_first", "n_refusal", "n_unparsed"],
     )
-    choice = comparisons["choice"]
     for side, won, lost in (("task_a", "a", "b"), ("task_b", "b", "a")):
-        ids = comparisons[side]
-        for column, outcome in (
-            ("n_wins", won),
-            ("n_losses", lost),
-            ("n_refusal", "refusal"),
-            ("n_unparsed", "unparsed"),
-        ):
-            counts[column] += ids[choice == outcome].value_counts().reindex(task_ids, fill_value=0)
-    counts["n_shown_first"] = comparisons["task_a"].value_counts().reindex(task_ids, fill_value=0)
+        by_task = outcomes.groupby(side)[list(CHOICES)].sum().reindex(task_ids, fill_value=0)
+        counts["n_wins"] += by_task[won]
+        counts["n_losses"] += by_task[lost]
+        counts["n_refusal"] += by_task["refusal"]
+        counts["n_unparsed"] += by_task["unparsed"]
+        if side == "task_a":
+            counts["n_shown_first"] = by_task.sum(axis=1)
     counts["n_trials"] = counts["n_wins"] + counts["n_losses"]
     counts.index.name = "task_id"
     return counts.reset_index()
@@ -354,14 +488,25 @@ def _describe_parts(labels: np.ndarray, task_ids: np.ndarray, shown: int = 3) ->
 def prepare(
     comparisons: pd.DataFrame, tasks: pd.DataFrame | None = None, source: str = "<comparisons>"
 ) -> ChoiceData:
-    """Index tasks, aggregate identical (task_a, task_b, condition) trials into counts.
+    """Index tasks, aggregate identical (task_a, task_b, condition) trials into counts."""
+    return _prepare_chunks([comparisons], tasks, source)
+
+
+def _prepare_chunks(
+    chunks, tasks: pd.DataFrame | None = None, source: str = "<comparisons>"
+) -> ChoiceData:
+    """Index tasks, aggregate identical (task_a, task_b, condition) trials into counts, taking
+    validated comparisons a chunk at a time.
 
     Each cell counts choice trials (n), first-position wins (k) and refusals (r); unparsed
     answers are only counted per task. Emits a
     DataWarning for tasks never compared and for a comparison graph in several parts.
     """
+    counter = TrialCounts()
+    for chunk in chunks:
+        counter.add(chunk)
     notes: list[str] = []
-    seen = pd.unique(pd.concat([comparisons["task_a"], comparisons["task_b"]], ignore_index=True))
+    seen = counter.tasks()
     if tasks is not None:
         ordered = tasks[tasks["task_id"].isin(set(seen))]["task_id"].to_numpy()
         never = tasks.loc[~tasks["task_id"].isin(set(seen)), "task_id"].tolist()
@@ -372,54 +517,45 @@ def prepare(
             )
     else:
         ordered = np.asarray(seen)
-    dataset_of = (
-        pd.concat(
-            [
-                comparisons[["task_a", "dataset_a"]].set_axis(["task", "dataset"], axis=1),
-                comparisons[["task_b", "dataset_b"]].set_axis(["task", "dataset"], axis=1),
-            ]
-        )
-        .drop_duplicates("task")
-        .set_index("task")["dataset"]
-    )
+    dataset_of = counter.dataset_of
     datasets = sorted(dataset_of.unique())
     task_table = pd.DataFrame(
         {"task_id": ordered, "dataset": dataset_of.reindex(ordered).to_numpy()}
     )
     task_table["dataset_idx"] = task_table["dataset"].map({d: i for i, d in enumerate(datasets)})
     index_of = pd.Series(np.arange(len(ordered)), index=ordered)
-    conditions = ordered_conditions(comparisons["condition"].unique())
 
-    counted = comparisons[comparisons["choice"].isin(("a", "b", "refusal"))]
-    choice = counted["choice"]
-    cells = (
-        counted.assign(
-            first=(choice == "a").astype(np.int64),
-            decided=choice.isin(("a", "b")).astype(np.int64),
-            refused=(choice == "refusal").astype(np.int64),
-        )
-        .groupby(["task_a", "task_b", "condition"], sort=True)
-        .agg(n=("decided", "sum"), k=("first", "sum"), r=("refused", "sum"))
-        .reset_index()
-    )
+    outcomes = counter.outcomes()
+    conditions = ordered_conditions(outcomes["condition"].unique())
+    counted = outcomes[outcomes[["a", "b", "refusal"]].sum(axis=1) > 0]
+    cells = pd.DataFrame(
+        {
+            "task_a": counted["task_a"],
+            "task_b": counted["task_b"],
+            "condition": counted["condition"],
+            "n": counted["a"] + counted["b"],
+            "k": counted["a"],
+            "r": counted["refusal"],
+        }
+    ).reset_index(drop=True)
     cells["a_idx"] = index_of.reindex(cells["task_a"]).to_numpy()
     cells["b_idx"] = index_of.reindex(cells["task_b"]).to_numpy()
     cells["condition_idx"] = cells["condition"].map({c: i for i, c in enumerate(conditions)})
 
-    outcome_counts = {c: int((comparisons["choice"] == c).sum()) for c in CHOICES}
+    outcome_counts = {c: int(outcomes[c].sum()) for c in CHOICES}
     if cells["n"].sum() == 0:
         raise DataError(
             f"{where(source, column='choice')}: no trial has choice 'a' or 'b' "
             f"(outcomes: {outcome_counts}); there is nothing to fit"
         )
-    counts = _task_counts(comparisons, pd.Index(ordered))
+    counts = _task_counts(outcomes, pd.Index(ordered))
     without_choice = counts.loc[counts["n_trials"] == 0, "task_id"].tolist()
     if without_choice:
         notes.append(
             f"{len(without_choice)} tasks appear only in refused or unparsed trials; their utility "
             f"is the prior's: {listing(without_choice)}"
         )
-    edges = cells[cells["n"] > 0]
+    edges = cells.loc[cells["n"] > 0, ["a_idx", "b_idx"]]
     graph = coo_matrix(
         (np.ones(len(edges)), (edges["a_idx"], edges["b_idx"])), shape=(len(ordered),) * 2
     )
@@ -431,15 +567,15 @@ def prepare(
             f"{_describe_parts(labels, np.asarray(ordered, dtype=str))}"
         )
     for note in notes:
-        warnings.warn(note, DataWarning, stacklevel=2)
+        warnings.warn(note, DataWarning, stacklevel=3)
     return ChoiceData(
         tasks=task_table,
         datasets=datasets,
         conditions=conditions,
         cells=cells,
         task_counts=counts,
-        data_hash=data_hash(comparisons),
-        n_trials=len(comparisons),
+        data_hash=trials_hash(outcomes, dataset_of),
+        n_trials=counter.n_trials,
         outcome_counts=outcome_counts,
         notes=notes,
     )
@@ -448,10 +584,10 @@ def prepare(
 def load_choice_data(
     comparisons: str | Path | pd.DataFrame, tasks: str | Path | pd.DataFrame | None = None
 ) -> ChoiceData:
-    """Read (or take), validate and prepare comparisons for fitting."""
+    """Read (or take), validate and prepare comparisons for fitting, a chunk at a time."""
     tasks_frame, tasks_source = _tasks_frame(tasks)
-    frame, source = _validated(comparisons, tasks_frame, tasks_source)
-    return prepare(frame, tasks_frame, source)
+    chunks, source = _validated_chunks(comparisons, tasks_frame, tasks_source)
+    return _prepare_chunks(chunks, tasks_frame, source)
 
 
 def write_table(frame: pd.DataFrame, path: str | Path) -> None:
