@@ -1,5 +1,5 @@
-"""Simulation-based calibration: draw parameters from the prior, simulate choices from the model
-itself, fit, and record each true value's rank among the posterior draws.
+"""Simulation-based calibration: draw parameters from the prior, simulate choices (and refusals)
+from the model itself, fit, and record each true value's rank among the posterior draws.
 
 For a calibrated model and sampler the ranks are uniform on 0..n_draws.
 """
@@ -7,6 +7,8 @@ For a calibrated model and sampler the ranks are uniform on 0..n_draws.
 from __future__ import annotations
 
 import dataclasses
+import gc
+from collections.abc import Iterable, Iterator
 
 import numpy as np
 import pandas as pd
@@ -18,71 +20,160 @@ from bayespref.fit import SamplerSettings, fit_data
 from bayespref.simulate import simulate
 from bayespref.spec import ModelSpec, resolve_spec
 
-RANKED = ("position_bias", "dataset_mean", "dataset_spread", "sigma_dataset", "mu")
+# Every reported parameter family a spec can have; those a spec lacks are skipped.
+RANKED = (
+    "position_bias",
+    "position_bias_dataset",
+    "position_spread",
+    "dataset_mean",
+    "dataset_spread",
+    "sigma_dataset",
+    "mu",
+    "condition_shift",
+    "condition_dataset_spread",
+    "condition_task_spread",
+    "refusal_mean",
+    "refusal_spread",
+    "refusal_utility_corr",
+    "lapse",
+)
+ZERO_SUM = ("dataset_mean", "sigma_dataset")  # sigma_dataset: exp of a zero-sum vector
+# Conditions in the design of a spec with condition shifts: the reference and two shifted.
+SHIFTED_DESIGN_CONDITIONS = 3
+# Replication r of a run with seed s draws with seed s * SEED_STRIDE + r: runs with different
+# seeds share no draws (up to SEED_STRIDE replications), and seed 0 gives seeds 0, 1, 2, ...
+SEED_STRIDE = 1_000_003
 
 
-def _design(n_tasks: int, n_datasets: int, n_comparisons: int, seed: int) -> ChoiceData:
-    """Which pairs are shown, in which order (the outcomes are replaced by prior predictions)."""
+def sbc_design(
+    n_tasks: int, n_datasets: int, n_comparisons: int, n_conditions: int, seed: int
+) -> ChoiceData:
+    """Which pairs are shown, in which order and condition; each cell's n counts all its trials
+    (the outcomes are replaced by draws from the model). Pairs repeat at least twice."""
+    max_pairs = n_tasks * (n_tasks - 1) // 2
     simulation = simulate(
-        n_tasks=n_tasks, n_datasets=n_datasets, n_comparisons=n_comparisons, repeats=2, seed=seed
+        n_tasks=n_tasks,
+        n_datasets=n_datasets,
+        n_comparisons=n_comparisons,
+        repeats=max(2, -(-n_comparisons // max_pairs)),
+        condition_shifts=((0.0,) * n_datasets,) * (n_conditions - 1),
+        seed=seed,
     )
-    return load_choice_data(simulation.comparisons, simulation.tasks)
+    design = load_choice_data(simulation.comparisons, simulation.tasks)
+    cells = design.cells
+    return dataclasses.replace(design, cells=cells.assign(n=cells["n"] + cells["r"], k=0, r=0))
+
+
+def _draw_values(group, name: str) -> np.ndarray:
+    """One draw's values (chain and draw axes dropped)."""
+    return group[name].values.reshape(group[name].shape[2:])
+
+
+def prior_draw(spec: ModelSpec, design: ChoiceData, seed: int) -> tuple[dict, ChoiceData]:
+    """True parameters drawn from the prior, and the design's cells with outcomes simulated from
+    the model: each cell's refusals among all its trials first (when modelled), then the
+    first-position wins among the trials not refused."""
+    import pymc as pm
+
+    from bayespref.model import build_model
+
+    model = build_model(spec, design)
+    prior = pm.sample_prior_predictive(draws=1, model=model, random_seed=seed)
+    predictive = prior["prior_predictive"]
+    cells = design.cells
+    if "refused" in predictive:
+        refused = _draw_values(predictive, "refused").astype(np.int64)
+        cells = cells.assign(n=cells["n"] - refused, r=refused)
+        with model:
+            pm.set_data({"n_trials": cells["n"].to_numpy(np.int64)})
+        predictive = pm.sample_posterior_predictive(
+            prior["prior"],
+            model=model,
+            var_names=["first_chosen"],
+            freeze_vars=[variable.name for variable in model.free_RVs],
+            random_seed=np.random.default_rng([seed, 1]),
+            progressbar=False,
+        )["posterior_predictive"]
+    cells = cells.assign(k=_draw_values(predictive, "first_chosen").astype(np.int64))
+    truth = {name: _draw_values(prior["prior"], name) for name in RANKED if name in prior["prior"]}
+    return truth, dataclasses.replace(design, cells=cells)
 
 
 def _ranks(truth: dict[str, np.ndarray], fitted, thin_to: int) -> list[dict]:
     posterior = fitted.posterior
     step = max(1, post.n_samples(posterior) // thin_to)
     rows = []
-    for name in RANKED:
-        if name not in posterior:
-            continue
+    for name, values in truth.items():
         draws = post.draws(posterior, name).reshape(-1, post.n_samples(posterior))[:, ::step]
-        for index, value in enumerate(np.ravel(truth[name])):
+        values = np.ravel(values)
+        # The last entry of a zero-sum vector follows from the others (with two datasets it
+        # mirrors the first): ranking it would count one rank twice in the uniformity test.
+        values = values[:-1] if name in ZERO_SUM and len(values) > 1 else values
+        for index, value in enumerate(values):
             rank = int(np.sum(draws[index, :thin_to] < value))
-            rows.append({"parameter": name, "index": index, "rank": rank, "n_draws": thin_to})
+            rows.append(
+                {
+                    "parameter": name,
+                    "index": index,
+                    "rank": rank,
+                    "n_draws": thin_to,
+                    "true_value": float(value),
+                }
+            )
     return rows
 
 
-def sbc_ranks(
+def replication_ranks(
     model: str | ModelSpec | None = None,
-    replications: int = 20,
+    replications: Iterable[int] = range(20),
     n_tasks: int = 12,
     n_datasets: int = 2,
     n_comparisons: int = 120,
     settings: SamplerSettings | None = None,
     thin_to: int = 99,
     seed: int = 0,
-) -> pd.DataFrame:
-    """Ranks of the true parameters, one row per (replication, parameter, index)."""
-    import pymc as pm
+    n_conditions: int | None = None,
+) -> Iterator[pd.DataFrame]:
+    """Ranks of the true parameters, one table per replication with a row per (parameter,
+    index), with the true value and the replication's divergent transitions. Each replication
+    has its own seeds (see SEED_STRIDE), so a run can go on from any one.
 
-    from bayespref.model import build_model
+    `n_conditions` defaults to 3 for a spec with condition shifts (so the shifts are informed)
+    and 1 otherwise."""
+    import jax
 
     spec = resolve_spec(model)
+    if n_conditions is None:
+        n_conditions = SHIFTED_DESIGN_CONDITIONS if spec.conditions == "shifts" else 1
     settings = settings or SamplerSettings(chains=2, draws=250, tune=250, seed=seed)
-    design = _design(n_tasks, n_datasets, n_comparisons, seed)
-    rows = []
-    for replication in range(replications):
-        prior = pm.sample_prior_predictive(
-            draws=1, model=build_model(spec, design), random_seed=seed + replication
-        )
-        k = prior["prior_predictive"]["first_chosen"].values.reshape(-1)
-        truth = {
-            name: prior["prior"][name].values.reshape(prior["prior"][name].shape[2:])
-            for name in RANKED
-            if name in prior["prior"]
-        }
-        data = dataclasses.replace(design, cells=design.cells.assign(k=k))
+    design = sbc_design(n_tasks, n_datasets, n_comparisons, n_conditions, seed)
+    for replication in replications:
+        truth, data = prior_draw(spec, design, seed * SEED_STRIDE + replication)
         fitted = fit_data(
             data,
             spec,
-            dataclasses.replace(settings, seed=settings.seed + replication),
+            dataclasses.replace(settings, seed=settings.seed * SEED_STRIDE + replication),
             progressbar=False,
             log_likelihood=False,
         )
-        for row in _ranks(truth, fitted, thin_to):
-            rows.append({"replication": replication, **row})
-    return pd.DataFrame(rows)
+        rows = pd.DataFrame(_ranks(truth, fitted, thin_to))
+        rows.insert(0, "replication", replication)
+        rows["divergences"] = fitted.diagnostics["divergences"]
+        yield rows
+        # Every fit compiles its own functions: without this a long run grows by ~0.1 GB each.
+        del fitted
+        jax.clear_caches()
+        gc.collect()
+
+
+def sbc_ranks(
+    model: str | ModelSpec | None = None, replications: int = 20, **options
+) -> pd.DataFrame:
+    """Ranks of the true parameters, one row per (replication, parameter, index); `options` are
+    those of `replication_ranks`."""
+    return pd.concat(
+        list(replication_ranks(model, range(replications), **options)), ignore_index=True
+    )
 
 
 def uniformity(ranks: pd.DataFrame, bins: int = 10) -> pd.DataFrame:
