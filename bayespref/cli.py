@@ -14,6 +14,7 @@ from bayespref.collect.command import collect_command
 from bayespref.console import console, errors, fail
 from bayespref.data import DataError, DataWarning, write_table
 from bayespref.report_command import ratings_app, report_command
+from bayespref.select_command import select_command
 from bayespref.spec import SpecError
 
 app = typer.Typer(
@@ -36,6 +37,7 @@ def main() -> None:
 
 app.command("collect")(collect_command)
 app.command("report")(report_command)
+app.command("select")(select_command)
 app.add_typer(ratings_app, name="ratings")
 
 

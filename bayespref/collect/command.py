@@ -93,6 +93,15 @@ def collect_command(
     dry_run: Annotated[
         bool, typer.Option(help="Print the number of prompts and an example prompt; run nothing.")
     ] = False,
+    active: Annotated[
+        bool,
+        typer.Option(
+            help="Active learning: a random regular graph (--degree), then rounds of fit and "
+            "select (see bayespref.active)."
+        ),
+    ] = False,
+    rounds: Annotated[int, typer.Option(help="Active: most rounds, the first included.")] = 10,
+    batch: Annotated[int, typer.Option(help="Active: new pairs per round (both orders).")] = 500,
 ) -> None:
     """Ask a model to choose between tasks (resumable) and write comparisons.parquet.
 
@@ -129,6 +138,8 @@ def collect_command(
             condition=condition,
         )
         if dry_run:
+            if active:
+                raise ValueError("--dry-run does not apply to an --active run")
             _print_preview(preview(config, task_table, out))
             return
         options = EngineOptions(
@@ -138,6 +149,9 @@ def collect_command(
             latency=latency,
             truth=str(truth) if truth else None,
         )
+        if active:
+            _run_active(config, task_table, out, options, batch_size, rounds, batch)
+            return
         result = _run_with_progress(config, task_table, out, options, batch_size)
     except (ValueError, RuntimeError, OSError) as error:
         fail(error)
@@ -175,6 +189,41 @@ def _run_with_progress(
             bar.update(task, completed=answered, total=planned)
 
         return collect(config, task_table, out, options, batch_size, update)
+
+
+def _run_active(
+    config: CollectConfig,
+    task_table: pd.DataFrame,
+    out: Path,
+    options: EngineOptions,
+    batch_size: int,
+    rounds: int,
+    batch: int,
+) -> None:
+    from bayespref.active import ActiveSettings, RoundState, run_active
+
+    def show(state: RoundState) -> None:
+        moved = ""
+        if state.rank_corr is not None:
+            moved = (
+                f", Spearman with the previous round {state.rank_corr:.4f}, "
+                f"mean sd down {100 * state.sd_drop:.1f}%"
+            )
+        console.print(
+            f"round {state.round}: {state.pairs} new pairs, {state.trials} trials, "
+            f"mean posterior sd of mu {state.mean_sd:.3f}{moved}",
+            highlight=False,
+            soft_wrap=True,
+        )
+
+    settings = ActiveSettings(rounds=rounds, batch=batch)
+    result = run_active(config, settings, task_table, out, options, batch_size, on_round=show)
+    console.print(
+        f"stopped ({result.stopped}) after {len(result.rounds)} rounds; wrote "
+        f"{out / 'comparisons.parquet'} and a fit per round",
+        highlight=False,
+        soft_wrap=True,
+    )
 
 
 def _print_preview(plan: Preview) -> None:
