@@ -157,6 +157,16 @@ def add_log_likelihood(idata: xr.DataTree, model) -> None:
     idata["log_likelihood"] = xr.concat(blocks, dim="draw")
 
 
+# Divergences in a dataset hierarchy most often come from the funnel between a dataset's utility
+# spread and its tasks' deviations; which way to go depends on how informed each task is.
+_FUNNEL_HINTS = {
+    "centered": "divergences with centred task deviations: a weakly informed dataset's spread "
+    'can trap a chain near zero; try parameterization = "non-centered" in the model spec',
+    "non-centered": "divergences with non-centred task deviations: if every task has many "
+    'comparisons, parameterization = "centered" may sample better',
+}
+
+
 def _sample(model, settings: SamplerSettings, progressbar: bool) -> xr.DataTree:
     import pymc as pm
 
@@ -275,6 +285,8 @@ def fit_data(
     r_hat, ess_bulk = convergence(idata)
     if method == "nuts":
         diagnostics = diagnose(idata, r_hat, ess_bulk)
+        if diagnostics["divergences"] and spec.hierarchy == "dataset":
+            diagnostics["reasons"].append(_FUNNEL_HINTS[spec.parameterization])
         sampler = {"method": "nuts", "chain_method": device.chain_method(settings.chains)}
     else:
         diagnostics = laplace.diagnostics()
