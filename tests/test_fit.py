@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import importlib
 import json
 import shutil
 
@@ -204,3 +205,28 @@ def test_a_second_process_writing_the_same_fit_is_refused(small_fit_dir, tmp_pat
     lock.write_text(json.dumps({"pid": 2**22 + 7, "host": socket.gethostname()}))  # gone: stale
     bp.load_fit(small_fit_dir).save(target)
     assert (target / "posterior.nc").exists() and not lock.exists()
+
+
+def test_a_save_that_dies_midway_leaves_no_complete_looking_folder(
+    small_fit_dir, tmp_path, monkeypatch
+):
+    fit_module = importlib.import_module("bayespref.fit")  # bp.fit is the function
+    fitted = bp.load_fit(small_fit_dir)
+    target = tmp_path / "target"
+
+    def crash(*args, **kwargs):
+        raise KeyboardInterrupt  # as a kill between two files would
+
+    monkeypatch.setattr(fit_module, "write_table", crash)
+    with pytest.raises(KeyboardInterrupt):
+        fitted.save(target)
+    assert not target.exists()
+    monkeypatch.undo()
+    fitted.save(target)
+    before = (target / "utilities.csv").read_bytes()
+    monkeypatch.setattr(fit_module, "write_table", crash)
+    with pytest.raises(KeyboardInterrupt):
+        fitted.save(target, force=True)
+    assert (target / "utilities.csv").read_bytes() == before  # the old fit is untouched
+    with pytest.raises(bp.FitError, match="already exists"):
+        fitted.save(target)
