@@ -27,12 +27,17 @@ from dataclasses import dataclass
 import numpy as np
 import xarray as xr
 
-from bayespref.choice import first_choice_z
+from bayespref.choice import first_choice_probability, first_choice_z
 
 # Hessian columns computed per vectorised pass: bounds memory at about 8 x block x cells floats.
 _HESSIAN_BLOCK = 32
 _DRAW_CHUNK = 250
 _GRADIENT_TOLERANCE = 1e-4
+# Above this share of trials predicted beyond 5% / 95% at the mode the likelihood is far from
+# Gaussian and the intervals too narrow. Measured, coverage of 94% intervals of mu at 500 tasks,
+# approx against NUTS on the same data: share 0.13 (default simulation) 0.91; 0.41 (realistic
+# preset, task sd 2) 0.91 / 0.93; 0.62 (task sd 3.5) 0.86 / 0.93; 0.81 (realistic) 0.58 / 0.93.
+NEAR_CERTAIN_LIMIT = 0.5
 
 
 class ApproximationError(RuntimeError):
@@ -53,9 +58,15 @@ class LaplaceInfo:
     seconds_hessian: float
     log_spread: list[float]
     log_spread_sd: list[float]
+    near_certain_share: float
 
     def diagnostics(self) -> dict:
         reasons = []
+        if self.near_certain_share > NEAR_CERTAIN_LIMIT:
+            reasons.append(
+                f"{self.near_certain_share:.0%} of trials are predicted beyond 5% / 95% at the "
+                "mode: choices this deterministic make the Laplace intervals too narrow; use NUTS"
+            )
         if not self.optimizer_converged:
             reasons.append(f"the optimizer did not converge: {self.optimizer_message}")
         if self.max_abs_gradient > 100 * _GRADIENT_TOLERANCE:
@@ -72,6 +83,7 @@ class LaplaceInfo:
             "seconds_hessian": round(self.seconds_hessian, 2),
             "log_spread_mode": self.log_spread,
             "log_spread_sd": self.log_spread_sd,
+            "near_certain_share": self.near_certain_share,
             "passed": not reasons,
             "reasons": reasons,
         }
@@ -171,6 +183,32 @@ def _model_variables(model, unconstrained: np.ndarray, unravel) -> dict[str, np.
     }
 
 
+def _choice_terms(model, x: np.ndarray, unravel, task_dataset: np.ndarray):
+    """mu, per-task sigma, position bias and whether it is per dataset, at one point."""
+    from bayespref import posterior as post
+
+    at = _at_point(model, x, unravel)
+    position, by_dataset = post.position(at)
+    return (
+        post.draws(at, "mu")[:, 0],
+        post.task_sigma(at, task_dataset)[:, 0],
+        position[..., 0],
+        by_dataset,
+    )
+
+
+def near_certain_share(
+    mu: np.ndarray, sigma: np.ndarray, position, by_dataset: bool, cells, task_dataset, link: str
+) -> float:
+    """Share of the trials whose first choice is predicted with probability under 5% or over
+    95% at one point."""
+    a_idx, b_idx = cells["a_idx"].to_numpy(), cells["b_idx"].to_numpy()
+    z = first_choice_z(mu, sigma, position, a_idx, b_idx, task_dataset, by_dataset)
+    p = first_choice_probability(z, link)
+    n = cells["n"].to_numpy()
+    return float(np.sum(n * (np.minimum(p, 1 - p) < 0.05)) / max(n.sum(), 1))
+
+
 def task_information(
     mu: np.ndarray, sigma: np.ndarray, position, by_dataset: bool, cells, task_dataset, link: str
 ) -> np.ndarray:
@@ -243,25 +281,14 @@ def _empirical_spread(
     fixed_model, setup: SpreadSetup, cells, task_dataset
 ) -> tuple[np.ndarray, np.ndarray, object]:
     """log spread per group (mode, sd), and the weak-spread mode to start the next fit from."""
-    from bayespref import posterior as post
 
     n_groups = setup.groups.max() + 1
     fixed_model[setup.name].set_value(np.full(setup.shape, setup.prior_sd))
     objective, start, unravel = _flat_logp(fixed_model)
     # Only deviations and a start point are needed from this mode: a looser tolerance will do.
     weak = _mode(objective, start, tolerance=10 * _GRADIENT_TOLERANCE)
-    at = _at_point(fixed_model, weak.x, unravel)
-    mu = post.draws(at, "mu")[:, 0]
-    position, by_dataset = post.position(at)
-    information = task_information(
-        mu,
-        post.task_sigma(at, task_dataset)[:, 0],
-        position[..., 0],
-        by_dataset,
-        cells,
-        task_dataset,
-        setup.link,
-    )
+    mu, sigma, position, by_dataset = _choice_terms(fixed_model, weak.x, unravel, task_dataset)
+    information = task_information(mu, sigma, position, by_dataset, cells, task_dataset, setup.link)
     log_spread, log_spread_sd = np.zeros(n_groups), np.zeros(n_groups)
     for group in range(n_groups):
         members = (setup.groups == group) & (information > 0)
@@ -292,6 +319,9 @@ def laplace_posterior(
     fixed[setup.name].set_value(spread.reshape(setup.shape))
     objective, _, unravel = _flat_logp(fixed)  # rebuilt: the spread is compiled in as a constant
     result = _mode(objective, weak.x)
+    near_certain = near_certain_share(
+        *_choice_terms(fixed, result.x, unravel, task_dataset), cells, task_dataset, setup.link
+    )
     optimized = time.perf_counter()
     hessian = _hessian(objective, result.x)
     info = LaplaceInfo(
@@ -305,6 +335,7 @@ def laplace_posterior(
         seconds_hessian=time.perf_counter() - optimized,
         log_spread=[float(v) for v in log_spread],
         log_spread_sd=[float(v) for v in log_spread_sd],
+        near_certain_share=near_certain,
     )
     rng = np.random.default_rng(seed)
     unconstrained = _gaussian_draws(result.x, hessian, draws, rng)

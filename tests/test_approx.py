@@ -140,3 +140,20 @@ def test_cli_fit_method_approx(small_simulation, tmp_path):
         ],
     )
     assert unknown.exit_code != 0 and "unknown method 'advi'" in unknown.output
+
+
+def test_nearly_deterministic_choices_fail_the_diagnostics():
+    """The realistic preset: about 80% of trials predicted beyond 5% / 95%, where the Laplace
+    intervals were measured far too narrow (coverage 0.58 at 500 tasks), so the fit says so."""
+    simulation = bp.simulate(bp.SimulationConfig.realistic(n_tasks=150, seed=2))
+    result = bp.fit(
+        simulation.comparisons,
+        simulation.tasks,
+        settings=bp.SamplerSettings(seed=0),
+        method="approx",
+        progressbar=False,
+        log_likelihood=False,
+    )
+    assert result.diagnostics["near_certain_share"] > 0.5
+    assert not result.diagnostics["passed"]
+    assert any("too narrow; use NUTS" in reason for reason in result.diagnostics["reasons"])
