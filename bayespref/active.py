@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import shutil
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -269,9 +268,13 @@ class _Loop:
 
     def fit(self, round_: int) -> Fit:
         if round_ not in self.fits:
-            self.fits = {r: fit for r, fit in self.fits.items() if r >= round_ - 1}
-            self.fits[round_] = load_fit(self.folder(round_) / "fit")
+            self.remember(round_, load_fit(self.folder(round_) / "fit"))
         return self.fits[round_]
+
+    def remember(self, round_: int, fitted: Fit) -> None:
+        """Keep this round's fit and the one before it (the next round needs both)."""
+        self.fits = {r: fit for r, fit in self.fits.items() if r >= round_ - 1}
+        self.fits[round_] = fitted
 
     def run_round(
         self, round_: int, pairs: pd.DataFrame, asked: pd.DataFrame | None
@@ -287,13 +290,10 @@ class _Loop:
         comparisons = _with_round(asked, result.table, round_)
         write_table(comparisons, self.out / "comparisons.parquet")
         if not (folder / "fit").exists():
-            for leftover in folder.glob(".fit.partial-*"):  # from a process killed mid-save
-                shutil.rmtree(leftover)
             seeded = replace(self.settings.sampler, seed=self.config.seed + round_)
             fitted = fit_round(comparisons, self.tasks, self.spec, seeded, self.settings.method)
             fitted.save(folder / "fit")
-            self.fits = {r: fit for r, fit in self.fits.items() if r >= round_ - 1}
-            self.fits[round_] = fitted
+            self.remember(round_, fitted)
         state = self.judge(round_, len(pairs) // 2, len(comparisons))
         write_json(asdict(state), folder / STATE_FILE)
         return state, comparisons

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import glob
 import hashlib
 import json
 import os
@@ -94,9 +95,10 @@ class Fit:
 
     def _write(self, out: Path, force: bool) -> Path:
         ensure_writable(out, force)
+        # Under the output lock, any partial folder was left by a process killed mid-save.
+        for leftover in out.parent.glob(f".{glob.escape(out.name)}.partial-*"):
+            shutil.rmtree(leftover)
         partial = out.parent / f".{out.name}.partial-{os.getpid()}"
-        if partial.exists():
-            shutil.rmtree(partial)
         partial.mkdir(parents=True)
         self.idata.to_netcdf(partial / "posterior.nc", engine="h5netcdf")
         write_table(self.utilities, partial / "utilities.csv")

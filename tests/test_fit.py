@@ -223,6 +223,7 @@ def test_a_save_that_dies_midway_leaves_no_complete_looking_folder(
     assert not target.exists()
     monkeypatch.undo()
     fitted.save(target)
+    assert not list(tmp_path.glob(".target.partial-*"))  # the killed save's leftovers are gone
     before = (target / "utilities.csv").read_bytes()
     monkeypatch.setattr(fit_module, "write_table", crash)
     with pytest.raises(KeyboardInterrupt):
