@@ -144,7 +144,7 @@ def test_cli_fit_method_approx(small_simulation, tmp_path):
 
 def test_nearly_deterministic_choices_fail_the_diagnostics():
     """The realistic preset: about 80% of trials predicted beyond 5% / 95%, where the Laplace
-    intervals were measured far too narrow (coverage 0.58 at 500 tasks), so the fit says so."""
+    intervals were measured far too narrow (coverage 0.57 at 500 tasks), so the fit says so."""
     simulation = bp.simulate(bp.SimulationConfig.realistic(n_tasks=150, seed=2))
     result = bp.fit(
         simulation.comparisons,
