@@ -12,7 +12,7 @@ from collections.abc import Iterable, Iterator
 
 import numpy as np
 import pandas as pd
-from scipy.stats import chisquare
+from scipy.stats import chi2, chisquare
 
 from bayespref import posterior as post
 from bayespref.data import ChoiceData, load_choice_data
@@ -176,17 +176,40 @@ def sbc_ranks(
     )
 
 
+def design_effect(bin_of_rank: pd.Series, replication: pd.Series, bins: int) -> float:
+    """How much more bin counts vary than independent ranks would: the mean over bins of the
+    between-replication variance of the count over its binomial variance (Rao and Scott's
+    first-order correction). Entries of one family in one replication share that replication's
+    data, so their ranks are dependent; 1 when each replication ranks a single entry."""
+    per_replication = pd.crosstab(replication, bin_of_rank).reindex(
+        columns=range(bins), fill_value=0
+    )
+    n_replications, total = len(per_replication), int(per_replication.to_numpy().sum())
+    if total == n_replications or n_replications < 2:
+        return 1.0
+    between = per_replication.var(axis=0, ddof=1).to_numpy() * n_replications
+    binomial = total * (1 / bins) * (1 - 1 / bins)
+    return float(np.mean(between / binomial))
+
+
 def uniformity(ranks: pd.DataFrame, bins: int = 10) -> pd.DataFrame:
-    """Per parameter family: a chi-square test of rank uniformity over `bins` equal bins."""
+    """Per parameter family: a chi-square test of rank uniformity over `bins` equal bins, and the
+    same test with the statistic divided by the family's design effect (at least 1), which
+    keeps its false-alarm rate when a replication's entries have dependent ranks."""
     rows = []
     for name, group in ranks.groupby("parameter", sort=False):
         edges = np.linspace(0, group["n_draws"].iloc[0] + 1, bins + 1)
         counts, _ = np.histogram(group["rank"], bins=edges)
+        statistic = chisquare(counts).statistic
+        bin_of_rank = pd.Series(np.digitize(group["rank"], edges[1:-1]), index=group.index)
+        effect = max(1.0, design_effect(bin_of_rank, group["replication"], bins))
         rows.append(
             {
                 "parameter": name,
                 "n": len(group),
                 "p_value": chisquare(counts).pvalue,
+                "design_effect": effect,
+                "p_value_clustered": chi2.sf(statistic / effect, bins - 1),
                 "counts": counts.tolist(),
             }
         )

@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
+import pytest
 
 from bayespref.fit import SamplerSettings
 from bayespref.sbc import RANKED, prior_draw, sbc_design, sbc_ranks, uniformity
@@ -48,3 +50,33 @@ def test_small_sbc_of_the_full_model_is_not_far_from_uniform():
     assert (uniformity(ranks, bins=5)["p_value"] > 0.001).all()
     # A simulation that disagreed with the model would put many truths outside the posterior.
     assert ranks["rank"].isin([0, 49]).mean() < 0.2
+
+
+def _ranks_table(ranks: np.ndarray) -> pd.DataFrame:
+    """A rank table for one family from ranks shaped (replication, entry), among 99 draws."""
+    replications, entries = ranks.shape
+    return pd.DataFrame(
+        {
+            "replication": np.repeat(np.arange(replications), entries),
+            "parameter": "theta",
+            "index": np.tile(np.arange(entries), replications),
+            "rank": ranks.ravel(),
+            "n_draws": 99,
+        }
+    )
+
+
+def test_dependent_ranks_are_tested_as_the_information_they_carry():
+    rng = np.random.default_rng(0)
+    independent = uniformity(_ranks_table(rng.integers(0, 100, size=(400, 3)))).iloc[0]
+    assert independent["design_effect"] < 1.3
+    # Three copies of one rank per replication carry one rank's information, not three.
+    single = rng.integers(0, 100, size=(150, 1))
+    copied = uniformity(_ranks_table(np.repeat(single, 3, axis=1))).iloc[0]
+    alone = uniformity(_ranks_table(single)).iloc[0]
+    assert copied["design_effect"] == pytest.approx(3.0, rel=0.05)
+    assert copied["p_value"] < alone["p_value"]
+    assert copied["p_value_clustered"] == pytest.approx(alone["p_value"], rel=0.1)
+    # A miscalibrated family stays rejected after the correction.
+    skewed = uniformity(_ranks_table(rng.integers(0, 60, size=(200, 3)))).iloc[0]
+    assert skewed["p_value_clustered"] < 1e-6
