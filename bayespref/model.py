@@ -72,27 +72,17 @@ def binomial_log_coefficient(n: np.ndarray, k: np.ndarray) -> np.ndarray:
     return gammaln(n + 1) - gammaln(k + 1) - gammaln(n - k + 1)
 
 
-def log_cdf_pair(z: pt.TensorLike, link: str) -> tuple[pt.TensorVariable, pt.TensorVariable]:
-    """log F(z) and log F(-z) from one evaluation of log F, at the smaller tail -|z|; the other
-    side is log(1 - F(-|z|)), accurate because F(-|z|) <= 1/2. This halves the likelihood's
-    cost, which dominates every gradient."""
-    z = pt.as_tensor_variable(z)
-    positive = z > 0
-    tail = log_cdf(pt.switch(positive, -z, z), link)  # -|z|, with gradient 1 at z = 0
-    body = pt.log1mexp(tail)
-    return pt.switch(positive, body, tail), pt.switch(positive, tail, body)
-
-
-def _with_lapse(log_probability, lapse):
-    """log(eps/2 + (1 - eps) P) from log P: a lapse ignores the tasks."""
-    return pt.logaddexp(pt.log(lapse / 2), pt.log1p(-lapse) + log_probability)
+def _log_choice(z, link: str, lapse):
+    """log P(first chosen) with a lapse: log(eps/2 + (1 - eps) F(z)), stably."""
+    if lapse is None:
+        return log_cdf(z, link)
+    return pt.logaddexp(pt.log(lapse / 2), pt.log1p(-lapse) + log_cdf(z, link))
 
 
 def _choice_logp(link: str, with_lapse: bool):
     def logp(k, z, n, log_coefficient, lapse):
-        first, second = log_cdf_pair(z, link)
-        if with_lapse:
-            first, second = _with_lapse(first, lapse), _with_lapse(second, lapse)
+        lapse = lapse if with_lapse else None
+        first, second = _log_choice(z, link, lapse), _log_choice(-z, link, lapse)
         return log_coefficient + k * first + (n - k) * second
 
     return logp

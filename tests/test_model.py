@@ -6,10 +6,10 @@ import numpy as np
 import pytensor
 import pytensor.tensor as pt
 import pytest
-from scipy.special import gammaln, log_expit, log_ndtr
+from scipy.special import gammaln, log_ndtr
 
 import bayespref as bp
-from bayespref.model import build_model, log_cdf_pair, log_phi
+from bayespref.model import build_model, log_phi
 from bayespref.spec import OPTIONS, ModelSpec
 
 
@@ -22,29 +22,6 @@ def test_log_phi_is_accurate_with_finite_gradients_everywhere():
     np.testing.assert_allclose(value[:20001], log_ndtr(grid), rtol=1e-7, atol=1e-12)
     assert np.all(np.isfinite(gradient))
     assert np.isfinite(value).all() and value[-4] == pytest.approx(-5e11, rel=1e-6)
-
-
-@pytest.mark.parametrize(("link", "exact"), [("probit", log_ndtr), ("logit", log_expit)])
-def test_log_cdf_pair_gives_both_sides_accurately_with_exact_gradients(link, exact):
-    z = pt.dvector("z")
-    first, second = log_cdf_pair(z, link)
-    gradient = pytensor.grad(first.sum() + 2 * second.sum(), z)
-    grid = np.concatenate([np.linspace(-60, 60, 24001), [-1e4, 1e4]])
-    value_first, value_second, slope = pytensor.function([z], [first, second, gradient])(grid)
-    inner = slice(0, 24001)
-    np.testing.assert_allclose(value_first[inner], exact(grid[inner]), rtol=1e-7, atol=1e-12)
-    np.testing.assert_allclose(value_second[inner], exact(-grid[inner]), rtol=1e-7, atol=1e-12)
-
-    # d/dz [log F(z) + 2 log F(-z)], by central differences of the exact function
-    def target(x):
-        return exact(x) + 2 * exact(-x)
-
-    points, step = np.array([-3.0, 0.0, 0.7, 5.0]), 1e-5
-    numeric = (target(points + step) - target(points - step)) / (2 * step)
-    at = np.searchsorted(grid[inner], points)
-    np.testing.assert_allclose(slope[at], numeric, rtol=1e-5)
-    assert np.isfinite(value_first).all() and np.isfinite(value_second).all()
-    assert np.isfinite(slope).all()
 
 
 def evaluate(model, names: list[str], point: dict) -> list[np.ndarray]:
