@@ -70,9 +70,9 @@ def _draw_values(group, name: str) -> np.ndarray:
 
 
 def prior_draw(spec: ModelSpec, design: ChoiceData, seed: int) -> tuple[dict, ChoiceData]:
-    """True parameters drawn from the prior, and the design's cells with outcomes simulated from
-    the model: each cell's refusals among all its trials first (when modelled), then the
-    first-position wins among the trials not refused."""
+    """Every variable of one draw from the prior (the ranked families among them), and the
+    design's cells with outcomes simulated from the model: each cell's refusals among all its
+    trials first (when modelled), then the first-position wins among the trials not refused."""
     import pymc as pm
 
     from bayespref.model import build_model
@@ -95,7 +95,7 @@ def prior_draw(spec: ModelSpec, design: ChoiceData, seed: int) -> tuple[dict, Ch
             progressbar=False,
         )["posterior_predictive"]
     cells = cells.assign(k=_draw_values(predictive, "first_chosen").astype(np.int64))
-    truth = {name: _draw_values(prior["prior"], name) for name in RANKED if name in prior["prior"]}
+    truth = {name: _draw_values(prior["prior"], name) for name in prior["prior"].data_vars}
     return truth, dataclasses.replace(design, cells=cells)
 
 
@@ -103,7 +103,8 @@ def _ranks(truth: dict[str, np.ndarray], fitted, thin_to: int) -> list[dict]:
     posterior = fitted.posterior
     step = max(1, post.n_samples(posterior) // thin_to)
     rows = []
-    for name, values in truth.items():
+    for name in (name for name in RANKED if name in truth):
+        values = truth[name]
         draws = post.draws(posterior, name).reshape(-1, post.n_samples(posterior))[:, ::step]
         values = np.ravel(values)
         # The last entry of a zero-sum vector follows from the others (with two datasets it

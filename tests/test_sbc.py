@@ -1,9 +1,13 @@
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pandas as pd
 import pytest
+from scipy.special import expit
 
+from bayespref.choice import first_choice_probability
 from bayespref.fit import SamplerSettings
 from bayespref.sbc import RANKED, prior_draw, sbc_design, sbc_ranks, uniformity
 from bayespref.spec import resolve_spec
@@ -26,13 +30,45 @@ def test_small_sbc_ranks_are_not_far_from_uniform():
 def test_full_model_simulates_refusals_then_choices_in_several_conditions():
     design = sbc_design(n_tasks=8, n_datasets=2, n_comparisons=60, n_conditions=3, seed=0)
     truth, data = prior_draw(resolve_spec("full"), design, seed=5)
-    assert set(truth) == set(RANKED)
+    assert set(RANKED) <= set(truth)
     assert truth["condition_shift"].shape == (2, 2) and truth["mu"].shape == (8,)
     cells = data.cells
     assert data.conditions == ["default", "condition_1", "condition_2"]
     assert set(cells["condition_idx"]) == {0, 1, 2}
     np.testing.assert_array_equal(cells["n"] + cells["r"], design.cells["n"])
     assert cells["r"].sum() > 0 and cells["k"].between(0, cells["n"]).all()
+
+
+def test_simulated_choices_and_refusals_follow_the_drawn_parameters_cell_by_cell():
+    design = sbc_design(n_tasks=6, n_datasets=2, n_comparisons=40, n_conditions=3, seed=0)
+    many = dataclasses.replace(design, cells=design.cells.assign(n=design.cells["n"] * 4000))
+    truth, data = prior_draw(resolve_spec("full"), many, seed=3)
+    cells = data.cells
+    a, b, condition = (cells[column].to_numpy() for column in ("a_idx", "b_idx", "condition_idx"))
+    dataset = data.task_dataset_idx
+    sigma = truth["sigma_dataset"][dataset]
+    position = truth["position_bias_dataset"]
+    bias = (position[dataset[a]] + position[dataset[b]]) / 2
+
+    def probability(utility):
+        z = (utility[condition, a] - utility[condition, b] + bias) / np.hypot(sigma[a], sigma[b])
+        return first_choice_probability(z, "probit", truth["lapse"])
+
+    n, k, r = (cells[column].to_numpy() for column in ("n", "k", "r"))
+    shown = n > 1000
+
+    def worst_deviation(p):
+        return np.max(np.abs(k / n - p)[shown] / np.sqrt(p * (1 - p) / n)[shown])
+
+    assert shown.sum() >= 20
+    assert worst_deviation(probability(truth["mu_condition"])) < 5
+    # The same check rejects the cells read without their conditions' shifts.
+    assert (
+        worst_deviation(probability(np.broadcast_to(truth["mu"], truth["mu_condition"].shape))) > 5
+    )
+    propensity = truth["refusal_propensity"]
+    q, offered = expit((propensity[a] + propensity[b]) / 2), n + r
+    assert np.max(np.abs(r / offered - q) / np.sqrt(q * (1 - q) / offered)) < 5
 
 
 def test_small_sbc_of_the_full_model_is_not_far_from_uniform():
