@@ -201,16 +201,16 @@ def uniformity(ranks: pd.DataFrame, bins: int = 10) -> pd.DataFrame:
     for name, group in ranks.groupby("parameter", sort=False):
         edges = np.linspace(0, group["n_draws"].iloc[0] + 1, bins + 1)
         counts, _ = np.histogram(group["rank"], bins=edges)
-        statistic = chisquare(counts).statistic
+        test = chisquare(counts)
         bin_of_rank = pd.Series(np.digitize(group["rank"], edges[1:-1]), index=group.index)
         effect = max(1.0, design_effect(bin_of_rank, group["replication"], bins))
         rows.append(
             {
                 "parameter": name,
                 "n": len(group),
-                "p_value": chisquare(counts).pvalue,
+                "p_value": test.pvalue,
                 "design_effect": effect,
-                "p_value_clustered": chi2.sf(statistic / effect, bins - 1),
+                "p_value_clustered": chi2.sf(test.statistic / effect, bins - 1),
                 "counts": counts.tolist(),
             }
         )

@@ -21,6 +21,7 @@ reports finished runs a and b together (sbc_pooled_a+b.png).
 from __future__ import annotations
 
 import argparse
+import json
 import time
 from pathlib import Path
 
@@ -56,7 +57,7 @@ def chance_of_bins_outside(sizes: list[int], simulations: int = 4000, seed: int 
     hit = np.zeros(simulations, dtype=bool)
     for n in sizes:
         counts = rng.multinomial(n, np.full(BINS, 1 / BINS), size=simulations)
-        low, high = binom.ppf([0.005, 0.995], n, 1 / BINS)
+        (low, high), _ = bands(n, 1.0)
         hit |= ((counts < low) | (counts > high)).any(axis=1)
     return float(hit.mean())
 
@@ -70,17 +71,15 @@ def report(ranks: pd.DataFrame, figure_path: Path) -> None:
         grid_rows, grid_columns, figsize=(3 * grid_columns, 2.6 * grid_rows), squeeze=False
     )
     outside_bin, outside_histogram = [], []
-    for axis, name, effect in zip(axes.flat, families, table["design_effect"], strict=False):
-        group = ranks[ranks["parameter"] == name]
-        edges = np.linspace(0, group["n_draws"].iloc[0] + 1, BINS + 1)
-        counts, _ = np.histogram(group["rank"], bins=edges)
-        (low, high), (whole_low, whole_high) = bands(len(group), effect)
+    for axis, row in zip(axes.flat, table.itertuples(), strict=False):
+        counts = np.asarray(row.counts)
+        (low, high), (whole_low, whole_high) = bands(row.n, row.design_effect)
         outside_bin.append(int(np.sum((counts < low) | (counts > high))))
         outside_histogram.append(int(np.sum((counts < whole_low) | (counts > whole_high))))
         axis.bar(range(BINS), counts, color="tab:blue", zorder=2)
         axis.axhspan(whole_low, whole_high, color="grey", alpha=0.15, zorder=0)
         axis.axhspan(low, high, color="grey", alpha=0.3, zorder=1)
-        axis.set_title(f"{name} (n={len(group)})", fontsize=9)
+        axis.set_title(f"{row.parameter} (n={row.n})", fontsize=9)
     for axis in axes.flat[len(families) :]:
         axis.axis("off")
     figure.tight_layout()
@@ -91,7 +90,8 @@ def report(ranks: pd.DataFrame, figure_path: Path) -> None:
     chance = chance_of_bins_outside(table["n"].tolist())
     print(
         f"a calibrated run with these family sizes puts a bin outside some per-bin 99% band "
-        f"{chance:.0%} of the time (simulated, independent uniform ranks)"
+        f"{chance:.0%} of the time (simulated with independent uniform ranks; dependent ranks, "
+        "as in mu, make it more often)"
     )
     per_replication = ranks.groupby("replication")["divergences"].first()
     print(
@@ -111,6 +111,20 @@ def pooled(names: list[str], out: Path) -> pd.DataFrame:
         ranks = pd.read_csv(path)
         frames.append(ranks.assign(replication=run * SEED_STRIDE + ranks["replication"]))
     return pd.concat(frames, ignore_index=True)
+
+
+def check_settings(path: Path, args: argparse.Namespace) -> None:
+    """Record a run's settings beside its ranks; a resumed run must use the same ones, or its
+    replications would not continue the same draws."""
+    settings = {
+        key: getattr(args, key) for key in ("model", "seed", "tasks", "comparisons", "draws")
+    }
+    if args.resume and path.exists():
+        recorded = json.loads(path.read_text())
+        if recorded != settings:
+            raise SystemExit(f"--resume with other settings than {path} records: {recorded}")
+        return
+    path.write_text(json.dumps(settings, indent=2) + "\n")
 
 
 def main() -> None:
@@ -135,6 +149,7 @@ def main() -> None:
         return
     name = args.name or Path(args.model).stem  # a name in models/ or a spec file
     path = out / f"sbc_{name}.csv"
+    check_settings(path.with_suffix(".json"), args)
     frames = [pd.read_csv(path)] if args.resume and path.exists() else []
     done = int(frames[0]["replication"].max()) + 1 if frames else 0
     started = time.perf_counter()
@@ -150,7 +165,8 @@ def main() -> None:
         pd.concat(frames, ignore_index=True).to_csv(path, index=False)
         elapsed = time.perf_counter() - started
         print(f"replication {rows['replication'].iloc[0]}: {elapsed:.0f} s", flush=True)
-    print(f"{args.replications - done} replications run in {time.perf_counter() - started:.0f} s")
+    ran = max(0, args.replications - done)
+    print(f"{ran} replications run in {time.perf_counter() - started:.0f} s")
     report(pd.concat(frames, ignore_index=True), path.with_suffix(".png"))
     print(f"wrote {path} and .png")
 

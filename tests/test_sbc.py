@@ -9,7 +9,14 @@ from scipy.special import expit
 
 from bayespref.choice import first_choice_probability
 from bayespref.fit import SamplerSettings
-from bayespref.sbc import RANKED, prior_draw, sbc_design, sbc_ranks, uniformity
+from bayespref.sbc import (
+    RANKED,
+    design_effect,
+    prior_draw,
+    sbc_design,
+    sbc_ranks,
+    uniformity,
+)
 from bayespref.spec import resolve_spec
 
 
@@ -104,8 +111,10 @@ def _ranks_table(ranks: np.ndarray) -> pd.DataFrame:
 
 def test_dependent_ranks_are_tested_as_the_information_they_carry():
     rng = np.random.default_rng(0)
-    independent = uniformity(_ranks_table(rng.integers(0, 100, size=(400, 3)))).iloc[0]
-    assert independent["design_effect"] < 1.3
+    independent = _ranks_table(rng.integers(0, 100, size=(400, 3)))
+    bin_of_rank = independent["rank"] // 10
+    assert 0.8 < design_effect(bin_of_rank, independent["replication"], 10) < 1.2
+    assert design_effect(bin_of_rank[::3], independent["replication"][::3], 10) == 1.0
     # Three copies of one rank per replication carry one rank's information, not three.
     single = rng.integers(0, 100, size=(150, 1))
     copied = uniformity(_ranks_table(np.repeat(single, 3, axis=1))).iloc[0]
