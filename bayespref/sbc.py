@@ -200,9 +200,9 @@ def uniformity(ranks: pd.DataFrame, bins: int = 10) -> pd.DataFrame:
     rows = []
     for name, group in ranks.groupby("parameter", sort=False):
         edges = np.linspace(0, group["n_draws"].iloc[0] + 1, bins + 1)
-        counts, _ = np.histogram(group["rank"], bins=edges)
-        test = chisquare(counts)
         bin_of_rank = pd.Series(np.digitize(group["rank"], edges[1:-1]), index=group.index)
+        counts = np.bincount(bin_of_rank, minlength=bins)
+        test = chisquare(counts)
         effect = max(1.0, design_effect(bin_of_rank, group["replication"], bins))
         rows.append(
             {

@@ -14,7 +14,8 @@ within a replication (p_value_clustered, bayespref.sbc.uniformity), and the bins
 band of one bin (dark grey) and outside the 99% band of the whole histogram (light grey: Bonferroni
 over the bins, widened by the design effect). With 14 families of 10 bins a calibrated model puts
 some bin outside a per-bin band in about half of all runs: the script prints that chance.
-`--resume` on a finished run only redraws the table and the figure from the CSV; `--pool a,b`
+`--resume` on a finished run only redraws the table and the figure from the CSV (without it, an
+existing run is refused, not overwritten); `--pool a,b`
 reports finished runs a and b together (sbc_pooled_a+b.png).
 """
 
@@ -149,6 +150,8 @@ def main() -> None:
         return
     name = args.name or Path(args.model).stem  # a name in models/ or a spec file
     path = out / f"sbc_{name}.csv"
+    if path.exists() and not args.resume:
+        raise SystemExit(f"{path} holds an earlier run: pass --resume to go on, or --name")
     check_settings(path.with_suffix(".json"), args)
     frames = [pd.read_csv(path)] if args.resume and path.exists() else []
     done = int(frames[0]["replication"].max()) + 1 if frames else 0
