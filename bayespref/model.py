@@ -20,11 +20,8 @@ from scipy.special import gammaln
 
 from bayespref.choice import first_choice_probability, first_choice_z
 from bayespref.data import ChoiceData
+from bayespref.likelihood import log_phi, probit_binomial_logp
 from bayespref.spec import ModelSpec
-
-# Below this z the asymptotic series of log Phi replaces log(erfc/2); both are accurate there.
-_LOG_PHI_SWITCH = -10.0
-_HALF_LOG_2PI = 0.5 * np.log(2 * np.pi)
 
 # Utilities are in units of the noise sigma. Real choices are often nearly deterministic, so
 # spreads of 5-10 sigma occur: the scales below leave room for that.
@@ -43,22 +40,6 @@ PRIORS = {
     "refusal_spread_sd": 2.0,
     "lapse_beta": (1.0, 19.0),
 }
-
-
-def log_phi(z: pt.TensorLike) -> pt.TensorVariable:
-    """log Phi(z), finite with finite gradients for any z, and JAX-compatible (no erfcx)."""
-    z = pt.as_tensor_variable(z)
-    upper = pt.maximum(z, _LOG_PHI_SWITCH)
-    lower = pt.minimum(z, _LOG_PHI_SWITCH)
-    direct = pt.log(pt.erfc(-upper / np.sqrt(2.0)) / 2.0)
-    inverse_square = 1.0 / lower**2
-    asymptotic = (
-        -0.5 * lower**2
-        - pt.log(-lower)
-        - _HALF_LOG_2PI
-        + pt.log1p(-inverse_square + 3.0 * inverse_square**2 - 15.0 * inverse_square**3)
-    )
-    return pt.switch(z < _LOG_PHI_SWITCH, asymptotic, direct)
 
 
 def log_cdf(z: pt.TensorLike, link: str) -> pt.TensorVariable:
@@ -81,6 +62,8 @@ def _log_choice(z, link: str, lapse):
 
 def _choice_logp(link: str, with_lapse: bool):
     def logp(k, z, n, log_coefficient, lapse):
+        if link == "probit" and not with_lapse:
+            return log_coefficient + probit_binomial_logp(z, k, n)
         lapse = lapse if with_lapse else None
         first, second = _log_choice(z, link, lapse), _log_choice(-z, link, lapse)
         return log_coefficient + k * first + (n - k) * second
