@@ -11,9 +11,12 @@ evaluates one erfc and one exp per cell for the values and derivatives of both s
 
 from __future__ import annotations
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 import pytensor
 import pytensor.tensor as pt
+from jax.scipy.special import erfc
 from pytensor.compile import optdb
 from pytensor.compile.rewriting import inline_ofg_node
 from pytensor.gradient import grad_undefined
@@ -82,54 +85,81 @@ def probit_binomial_logp(z, k, n) -> pt.TensorVariable:
     return ProbitBinomialLogp()(z, k, n)
 
 
-def probit_binomial_terms(z, k, n):
-    """JAX: the cells' log-likelihood k log Phi(z) + (n - k) log Phi(-z) and its derivative in z,
-    k m(z) - (n - k) m(-z) with m = phi / Phi, from one erfc and one exp per cell.
+def _sides(z):
+    """With x = |z|: log Phi(-x), log Phi(x), m(-x), m(x) with m = phi / Phi, and m(-x) - x.
 
-    With x = |z|, the side of the smaller probability is computed through the Mills ratio
-    R(x) = Phi(-x) / phi(x), so that neither side underflows; differentiable twice (the Laplace
-    approximation differentiates the derivative)."""
-    import jax.numpy as jnp
-    from jax.scipy.special import erfc
-
+    The side of the smaller probability goes through the Mills ratio R(x) = Phi(-x) / phi(x), so
+    that nothing underflows; beyond the switch R is its asymptotic series. Nothing here is
+    differentiated: the derivatives are the closed forms below."""
     x = jnp.abs(z)
     beyond = x > _KERNEL_SWITCH
-    # where, not minimum/maximum: at the switch the derivative must go all to one side.
-    near = jnp.where(beyond, _KERNEL_SWITCH, x)
-    far = jnp.where(beyond, x, _KERNEL_SWITCH)
+    near = jnp.minimum(x, _KERNEL_SWITCH)
+    far = jnp.maximum(x, _KERNEL_SWITCH)
     tail = erfc(near / np.sqrt(2.0)) / 2.0  # Phi(-x), for x up to the switch
     inverse_square = 1.0 / (far * far)
-    series = 1.0 - inverse_square * (
+    correction = inverse_square * (
         1.0 - inverse_square * (3.0 - inverse_square * (15.0 - 105.0 * inverse_square))
     )
+    series = 1.0 - correction  # x R(x) beyond the switch
     mills = jnp.where(
         beyond, series / far, tail * jnp.exp(0.5 * near * near) * np.sqrt(2.0 * np.pi)
     )
     half_square = 0.5 * x * x
-    log_small = -half_square - _HALF_LOG_2PI + jnp.log(mills)  # log Phi(-x)
-    log_large = jnp.log1p(-tail)  # log Phi(x)
-    slope_small = 1.0 / mills  # m(-x)
-    slope_large = jnp.exp(-half_square - _HALF_LOG_2PI) / (1.0 - tail)  # m(x)
-    positive = z >= 0
-    n_large = jnp.where(positive, k, n - k)  # trials whose outcome had probability Phi(x)
-    n_small = n - n_large
+    log_small = -half_square - _HALF_LOG_2PI + jnp.log(mills)
+    log_large = jnp.log1p(-tail)
+    slope_small = 1.0 / mills
+    slope_large = jnp.exp(-half_square - _HALF_LOG_2PI) / (1.0 - tail)
+    # 1/R(x) - x cancels for large x; the series gives it directly.
+    excess = jnp.where(beyond, far * correction / series, slope_small - x)
+    return log_small, log_large, slope_small, slope_large, excess
+
+
+def _counts_by_side(z, k, n):
+    """Trials whose outcome had probability Phi(|z|), and the others."""
+    n_large = jnp.where(z >= 0, k, n - k)
+    return n_large, n - n_large
+
+
+def _value_and_slope(z, k, n):
+    """k log Phi(z) + (n - k) log Phi(-z), and its derivative k m(z) - (n - k) m(-z)."""
+    log_small, log_large, slope_small, slope_large, _ = _sides(z)
+    n_large, n_small = _counts_by_side(z, k, n)
     value = n_large * log_large + n_small * log_small
-    slope = jnp.where(positive, 1.0, -1.0) * (n_large * slope_large - n_small * slope_small)
+    slope = jnp.where(z >= 0, 1.0, -1.0) * (n_large * slope_large - n_small * slope_small)
     return value, slope
+
+
+@jax.custom_jvp
+def probit_binomial_slope(z, k, n):
+    """JAX: d/dz of the cells' log-likelihood, with its own derivative in closed form."""
+    return _value_and_slope(z, k, n)[1]
+
+
+@probit_binomial_slope.defjvp
+def _slope_derivative(primals, tangents):
+    z, k, n = primals
+    _, _, slope_small, slope_large, excess = _sides(z)
+    n_large, n_small = _counts_by_side(z, k, n)
+    # m'(z) = -m(z) (z + m(z)); on both sides of z this is the same in |z|.
+    curvature = -n_large * slope_large * (slope_large + jnp.abs(z)) - n_small * slope_small * excess
+    return probit_binomial_slope(z, k, n), curvature * tangents[0]  # k and n are data
+
+
+@jax.custom_jvp
+def probit_binomial_cells(z, k, n):
+    """JAX: the cells' log-likelihood k log Phi(z) + (n - k) log Phi(-z), from one erfc and one
+    exp per cell, with derivatives in closed form: a Hessian-vector product (the Laplace
+    approximation's Hessian) costs one multiplication per cell beyond them."""
+    return _value_and_slope(z, k, n)[0]
+
+
+@probit_binomial_cells.defjvp
+def _cells_derivative(primals, tangents):
+    z, k, n = primals
+    value = probit_binomial_cells(z, k, n)
+    return value, probit_binomial_slope(z, k, n) * tangents[0]  # k and n are data
 
 
 @jax_funcify.register(ProbitBinomialLogp)
 def _jax_probit_binomial_logp(op, **kwargs):
-    import jax
-
-    @jax.custom_jvp
-    def cells_logp(z, k, n):
-        return probit_binomial_terms(z, k, n)[0]
-
-    @cells_logp.defjvp
-    def _derivative(primals, tangents):
-        z, k, n = primals
-        value, slope = probit_binomial_terms(z, k, n)
-        return value, slope * tangents[0]  # k and n are data: no tangent flows through them
-
-    return cells_logp
+    return probit_binomial_cells
