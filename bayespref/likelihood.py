@@ -6,7 +6,7 @@ before any other rewrite, and differentiates the written-out graph, so it compil
 would compile without the Op. The JAX backend (NumPyro NUTS and the Laplace approximation) runs a
 fused kernel instead, with a hand-written derivative: automatic differentiation of log Phi(z) and
 log Phi(-z) evaluates erfc, exp and log per side and again for the derivatives, while the kernel
-evaluates one erfc and one exp per cell for the values and derivatives of both sides.
+evaluates one erfc, two exp and two log per cell for the values and derivatives of both sides.
 """
 
 from __future__ import annotations
@@ -147,9 +147,9 @@ def _slope_derivative(primals, tangents):
 
 @jax.custom_jvp
 def probit_binomial_cells(z, k, n):
-    """JAX: the cells' log-likelihood k log Phi(z) + (n - k) log Phi(-z), from one erfc and one
-    exp per cell, with derivatives in closed form: a Hessian-vector product (the Laplace
-    approximation's Hessian) costs one multiplication per cell beyond them."""
+    """JAX: the cells' log-likelihood k log Phi(z) + (n - k) log Phi(-z), with derivatives in
+    closed form: a Hessian-vector product (the Laplace approximation's Hessian) costs one
+    multiplication per cell beyond them."""
     return _value_and_slope(z, k, n)[0]
 
 
