@@ -11,6 +11,8 @@ evaluates one erfc, two exp and two log per cell for the values and derivatives 
 
 from __future__ import annotations
 
+import math
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -27,10 +29,14 @@ from pytensor.tensor.symbolic import FusibleSymbolicOp
 
 # Below this z the asymptotic series of log Phi replaces log(erfc/2); both are accurate there.
 _LOG_PHI_SWITCH = -10.0
-_HALF_LOG_2PI = 0.5 * np.log(2 * np.pi)
+# Python floats, not NumPy's: JAX keeps a float32 kernel in float32 only with weak constants.
+_HALF_LOG_2PI = 0.5 * math.log(2 * math.pi)
+_SQRT_2 = math.sqrt(2.0)
+_SQRT_2PI = math.sqrt(2.0 * math.pi)
 # The kernel uses erfc up to |z| = 37, where it is still a normal float64 (about 1e-300), and
-# the asymptotic series of the Mills ratio beyond, whose first omitted term is below 1e-12 there.
-_KERNEL_SWITCH = 37.0
+# the asymptotic series of the Mills ratio beyond, whose first omitted term is below 1e-12 there;
+# in float32 (floatX=float32) up to |z| = 9, where that term is 3e-7, about float32's precision.
+_KERNEL_SWITCH = {np.dtype(np.float64): 37.0, np.dtype(np.float32): 9.0}
 
 
 def log_phi(z: pt.TensorLike) -> pt.TensorVariable:
@@ -92,18 +98,17 @@ def _sides(z):
     that nothing underflows; beyond the switch R is its asymptotic series. Nothing here is
     differentiated: the derivatives are the closed forms below."""
     x = jnp.abs(z)
-    beyond = x > _KERNEL_SWITCH
-    near = jnp.minimum(x, _KERNEL_SWITCH)
-    far = jnp.maximum(x, _KERNEL_SWITCH)
-    tail = erfc(near / np.sqrt(2.0)) / 2.0  # Phi(-x), for x up to the switch
+    switch = _KERNEL_SWITCH[np.dtype(x.dtype)]
+    beyond = x > switch
+    near = jnp.minimum(x, switch)
+    far = jnp.maximum(x, switch)
+    tail = erfc(near / _SQRT_2) / 2.0  # Phi(-x), for x up to the switch
     inverse_square = 1.0 / (far * far)
     correction = inverse_square * (
         1.0 - inverse_square * (3.0 - inverse_square * (15.0 - 105.0 * inverse_square))
     )
     series = 1.0 - correction  # x R(x) beyond the switch
-    mills = jnp.where(
-        beyond, series / far, tail * jnp.exp(0.5 * near * near) * np.sqrt(2.0 * np.pi)
-    )
+    mills = jnp.where(beyond, series / far, tail * jnp.exp(0.5 * near * near) * _SQRT_2PI)
     half_square = 0.5 * x * x
     log_small = -half_square - _HALF_LOG_2PI + jnp.log(mills)
     log_large = jnp.log1p(-tail)

@@ -62,6 +62,21 @@ def test_jax_kernel_gives_the_likelihood_and_two_derivatives_to_float64_precisio
     np.testing.assert_allclose(curvature, derivative, rtol=1e-8, atol=1e-300)
 
 
+def test_jax_kernel_stays_finite_and_accurate_in_float32():
+    z = np.concatenate([np.linspace(-30, 30, 601), [-1e3, 1e3]]).astype(np.float32)
+    ones = np.ones_like(z)
+    value = probit_binomial_cells(z, ones, ones)
+    slope = jax.vmap(jax.grad(probit_binomial_cells))(z, ones, ones)
+    curvature = jax.vmap(jax.grad(probit_binomial_slope))(z, ones, ones)
+
+    assert value.dtype == np.float32
+    z64 = z.astype(float)
+    # Beyond the float32 switch (|z| = 9) log Phi(|z|), above -1.2e-19, is taken as log Phi(9).
+    np.testing.assert_allclose(value, log_ndtr(z64), rtol=2e-5, atol=2e-19)
+    np.testing.assert_allclose(slope, _mills(z64), rtol=2e-5, atol=1e-30)
+    assert np.isfinite(curvature).all()
+
+
 @pytest.fixture(scope="module")
 def small_model():
     simulation = bp.simulate(n_tasks=30, n_datasets=3, n_comparisons=400, position_bias=0.3, seed=2)
