@@ -161,6 +161,8 @@ def probit_binomial_cells(z, k, n):
 @probit_binomial_cells.defjvp
 def _cells_derivative(primals, tangents):
     z, k, n = primals
+    # Both calls trace _sides, and XLA merges the two into one evaluation; the slope must be the
+    # custom_jvp function so that its own derivative stays in closed form.
     value = probit_binomial_cells(z, k, n)
     return value, probit_binomial_slope(z, k, n) * tangents[0]  # k and n are data
 

@@ -1,7 +1,7 @@
 """What one gradient costs on JAX: the probit likelihood written out against the fused kernel.
 
-For simulated data of each size, times (milliseconds per call, the best of --repeats rounds of
-interleaved calls, on one CPU device):
+For simulated data of each size, times both in one process (milliseconds per call, the best of
+--repeats rounds of calls, on one CPU device):
   likelihood  value and gradient of the cells' likelihood alone, in mu, sigma and the position
               bias, as PyMC's JAX backend compiles the Op's written-out graph and the fused kernel
   hessian     a block of Hessian columns of the same in mu, as --method approx builds its Hessian
@@ -34,7 +34,7 @@ def _best_ms(function, arguments, calls: int, repeats: int) -> float:
     return best
 
 
-def _likelihood_functions(data, implementation: str):
+def _likelihood_function(data, implementation: str):
     """The likelihood of the data's cells as a JAX function of (mu, sigma, position)."""
     import pytensor.tensor as pt
     from pymc.sampling.jax import get_jaxified_graph
@@ -90,7 +90,7 @@ def measure(size: str, repeats: int, seed: int) -> list[dict]:
     calls = max(20, int(2e7 // len(data.cells)))
     rows = []
     for implementation in ("written out", "kernel"):
-        likelihood = _likelihood_functions(data, implementation)
+        likelihood = _likelihood_function(data, implementation)
         gradient = jax.jit(jax.value_and_grad(likelihood, argnums=(0, 1, 2)))
         hessian_block = jax.jit(_hessian_block(likelihood))
         rows.append(
