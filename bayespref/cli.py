@@ -184,6 +184,12 @@ def fit(
             "labelled approximate in every output)."
         ),
     ] = "nuts",
+    precision: Annotated[
+        str,
+        typer.Option(
+            help="NUTS arithmetic: auto (float32 on a GPU, float64 on CPU), float64 or float32."
+        ),
+    ] = "auto",
 ) -> None:
     """Fit a Thurstonian model to comparisons and write the fit folder."""
     from bayespref.fit import FitError, SamplerSettings
@@ -191,7 +197,12 @@ def fit(
 
     try:
         settings = SamplerSettings(
-            chains=chains, draws=draws, tune=tune, target_accept=target_accept, seed=seed
+            chains=chains,
+            draws=draws,
+            tune=tune,
+            target_accept=target_accept,
+            seed=seed,
+            precision=precision,
         )
         result = run_fit(
             comparisons,

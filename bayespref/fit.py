@@ -59,12 +59,16 @@ class SamplerSettings:
     tune: int = 1000
     target_accept: float = 0.9
     seed: int = 0
+    precision: str = "auto"  # of NUTS: float32 on an accelerator, float64 on CPU (device.py)
 
     def __post_init__(self) -> None:
         if self.chains < 1 or self.draws < 1 or self.tune < 0:
             raise FitError("chains and draws must be positive and tune non-negative")
         if not 0 < self.target_accept < 1:
             raise FitError("target_accept must be between 0 and 1")
+        if self.precision not in device.PRECISIONS:
+            known = ", ".join(device.PRECISIONS)
+            raise FitError(f"unknown precision '{self.precision}'; choose one of {known}")
 
 
 @dataclass
@@ -189,6 +193,16 @@ def _sample(model, settings: SamplerSettings, progressbar: bool) -> xr.DataTree:
     return idata
 
 
+def _precision(settings: SamplerSettings, method: str) -> str:
+    """The arithmetic of the fit. The Laplace approximation stays in float64: its optimizer and
+    Cholesky factor need the digits."""
+    if method == "nuts":
+        return device.resolve_precision(settings.precision)
+    if settings.precision == "float32":
+        raise FitError("--method approx runs in float64 only; drop precision float32")
+    return "float64"
+
+
 def _approximate(model, spec: ModelSpec, data: ChoiceData, cells, settings: SamplerSettings):
     """The Laplace approximation (approx.py): `settings.draws` independent draws in one chain."""
     from bayespref.approx import SpreadSetup, laplace_posterior
@@ -268,20 +282,22 @@ def fit_data(
     if method not in METHODS:
         raise FitError(f"unknown method '{method}'; choose one of {', '.join(METHODS)}")
     settings = settings or SamplerSettings()
+    precision = _precision(settings, method)
     started = time.perf_counter()
-    model = build_model(spec, data)
     cells = model_cells(spec, data)
-    if method == "nuts":
-        idata = _sample(model, settings, progressbar)
-    else:
-        from bayespref.approx import ApproximationError
+    with device.floating_point(precision):
+        model = build_model(spec, data)
+        if method == "nuts":
+            idata = _sample(model, settings, progressbar)
+        else:
+            from bayespref.approx import ApproximationError
 
-        try:
-            idata, laplace = _approximate(model, spec, data, cells, settings)
-        except ApproximationError as error:
-            raise FitError(f"the approximate fit failed: {error}") from error
-    if log_likelihood:
-        add_log_likelihood(idata, model)
+            try:
+                idata, laplace = _approximate(model, spec, data, cells, settings)
+            except ApproximationError as error:
+                raise FitError(f"the approximate fit failed: {error}") from error
+        if log_likelihood:
+            add_log_likelihood(idata, model)
     _attach_metadata(idata, data, spec, settings, observations_hash(cells), method)
     posterior = idata["posterior"].to_dataset()
     r_hat, ess_bulk = convergence(idata)
@@ -297,6 +313,7 @@ def fit_data(
         **asdict(settings),
         **sampler,
         "device": device.describe(),
+        "precision": precision,
         "wall_seconds": round(time.perf_counter() - started, 2),
     }
     notes = list(data.notes)

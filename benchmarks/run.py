@@ -2,7 +2,10 @@
 
 Each (size, method) runs in its own process so that peak memory is its own. Methods:
   bayespref  the default model with NumPyro NUTS, default settings (4 chains x 1000 draws), without
-             the pointwise log-likelihood (a separate, optional cost at large sizes)
+             the pointwise log-likelihood (a separate, optional cost at large sizes); in float64
+             on CPU, float32 on a GPU (precision "auto")
+  bayespref32  the same in float32 (precision "float32"); benchmarks/precision.py checks that it
+             gives the float64 posterior
   approx     the same model, `--method approx` (Laplace approximation, bayespref/approx.py)
   pymc       the same PyMC model with PyMC's own NUTS sampler (4 chains, 2 at a time on 2 cores)
   nutpie     the same PyMC model with nutpie (numba backend), default settings
@@ -41,13 +44,14 @@ COLUMNS = [
     "coverage90",
     "peak_mb",
 ]  # then `note` (why a row is empty) and `device`
-METHODS = ("bayespref", "approx", "pymc", "nutpie", "mle")
+METHODS = ("bayespref", "bayespref32", "approx", "pymc", "nutpie", "mle")
 # Measured on 2 cores: NUTS cost grows with cells x gradient evaluations per draw. bayespref
 # NUTS took 183 s at 1000x30000 and 832 s at 3000x117000 (results/fit_nuts_large.csv), so
 # 10000x332000, with 2.8x the cells and 3.3x the parameters, passes 30 minutes; PyMC's sampler
 # and nutpie are slower still. Run them anyway with --no-skip.
 OVER_30_MIN = {  # on 2 CPU cores; benchmarks/gpu.sh runs them all (--no-skip)
     ("bayespref", "10000x332000"),
+    ("bayespref32", "10000x332000"),  # float32 is not enough faster on CPU to halve 30+ min
     ("pymc", "1000x30000"),
     ("pymc", "3000x117000"),
     ("pymc", "10000x332000"),
@@ -110,13 +114,14 @@ def measure(size: str, method: str, seed: int) -> dict:
         wall = time.perf_counter() - started
         truth = simulation.truth.set_index("task_id").loc[reference.task_ids, "mu"].to_numpy()
         row = {"wall_s": wall, **_accuracy(reference.mu, truth)}
-    elif method in ("bayespref", "approx"):
+    elif method in ("bayespref", "bayespref32", "approx"):
         result = bp.fit(
             simulation.comparisons,
             simulation.tasks,
+            settings=bp.SamplerSettings(precision="float32" if method == "bayespref32" else "auto"),
             progressbar=False,
             log_likelihood=False,
-            method="nuts" if method == "bayespref" else "approx",
+            method="approx" if method == "approx" else "nuts",
         )
         wall = time.perf_counter() - started
         row = _posterior_row(result.idata, result.tasks, simulation.truth, wall)

@@ -59,6 +59,8 @@ def test_bad_input_exits_2_with_location(tmp_path):
     assert not (tmp_path / "out").exists()
     result = invoke("fit", path, "--out", tmp_path / "out", "--model", "nope")
     assert result.exit_code == 2 and "unknown model 'nope'" in result.output
+    result = invoke("fit", path, "--out", tmp_path / "out", "--precision", "float16")
+    assert result.exit_code == 2 and "unknown precision 'float16'" in result.output
 
 
 def test_simulate_rejects_impossible_design(tmp_path):

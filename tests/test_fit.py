@@ -3,12 +3,13 @@ from __future__ import annotations
 import importlib
 import json
 import shutil
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
 import pytest
 import xarray as xr
-from conftest import interval_coverage
+from conftest import FAST, interval_coverage
 
 import bayespref as bp
 from bayespref.posterior import draws
@@ -148,6 +149,40 @@ def test_same_seed_gives_identical_utilities(small_simulation):
     ]
     pd.testing.assert_frame_equal(runs[0].utilities, runs[1].utilities)
     assert not np.allclose(runs[0].utilities["mu_mean"], runs[2].utilities["mu_mean"])
+
+
+def test_float32_gives_the_float64_posterior(small_simulation, small_fit_dir):
+    import arviz as az
+
+    reference = bp.load_fit(small_fit_dir)
+    single = bp.fit(
+        small_simulation.comparisons,
+        small_simulation.tasks,
+        settings=replace(FAST, seed=2, precision="float32"),
+        progressbar=False,
+    )
+    assert single.diagnostics["sampler"]["precision"] == "float32"
+    assert reference.diagnostics["sampler"]["precision"] == "float64"  # auto, on CPU
+    assert single.idata["posterior"]["mu"].dtype == np.float32
+    assert single.diagnostics["divergences"] == 0
+    # Independent runs (seeds 1 and 2): the means differ by Monte Carlo error only.
+    mcse = [az.mcse(fitted.idata, var_names=["mu"])["mu"].values for fitted in (reference, single)]
+    z = (single.utilities["mu_mean"] - reference.utilities["mu_mean"]) / np.hypot(*mcse)
+    assert np.max(np.abs(z)) < 4.5
+    assert 0.8 < np.median(single.utilities["mu_sd"] / reference.utilities["mu_sd"]) < 1.25
+
+
+def test_precision_is_checked():
+    with pytest.raises(bp.FitError, match="unknown precision 'float16'"):
+        bp.SamplerSettings(precision="float16")
+    simulation = bp.simulate(n_tasks=10, n_comparisons=40, seed=0)
+    with pytest.raises(bp.FitError, match="approx runs in float64 only"):
+        bp.fit(
+            simulation.comparisons,
+            settings=bp.SamplerSettings(precision="float32"),
+            method="approx",
+            progressbar=False,
+        )
 
 
 def test_per_task_noise_samples_without_divergences():
