@@ -173,6 +173,26 @@ _FUNNEL_HINTS = {
 }
 
 
+def _jittered_starts(model, chains: int, seed: int) -> list[dict]:
+    """PyMC's starting points, one per chain: the initial point plus U(-1, 1) jitter in the
+    sampler's coordinates, keyed by value variable. PyMC's NumPyro path would also check each
+    point's log density, evaluated op by op (3 s at any size); every model of model.py has a
+    finite density at every finite point, so the check is skipped."""
+    import pytensor.tensor as pt
+    from pymc.initial_point import make_initial_point_fns_per_chain
+
+    functions = make_initial_point_fns_per_chain(
+        model=model, overrides=None, jitter_rvs=set(model.free_RVs), chains=chains
+    )
+    seeds = np.random.default_rng(seed).integers(2**30, size=chains)
+    # As tensors: PyMC maps them back through the transforms symbolically (its zero-sum
+    # transform fails on NumPy arrays).
+    return [
+        {name: pt.as_tensor_variable(value) for name, value in function(int(s)).items()}
+        for function, s in zip(functions, seeds, strict=True)
+    ]
+
+
 def _sample(model, settings: SamplerSettings, progressbar: bool) -> xr.DataTree:
     import pymc as pm
 
@@ -181,6 +201,7 @@ def _sample(model, settings: SamplerSettings, progressbar: bool) -> xr.DataTree:
             draws=settings.draws,
             tune=settings.tune,
             chains=settings.chains,
+            initvals=_jittered_starts(model, settings.chains, settings.seed),
             nuts_sampler="numpyro",
             random_seed=settings.seed,
             progressbar=progressbar,
@@ -188,6 +209,7 @@ def _sample(model, settings: SamplerSettings, progressbar: bool) -> xr.DataTree:
             nuts={
                 "target_accept": settings.target_accept,
                 "chain_method": device.chain_method(settings.chains),
+                "jitter": False,
             },
         )
     return idata
