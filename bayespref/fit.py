@@ -194,25 +194,23 @@ def _jittered_starts(model, chains: int, seed: int) -> list[dict]:
 
 
 def _sample(model, settings: SamplerSettings, progressbar: bool) -> xr.DataTree:
-    import pymc as pm
+    # PyMC's JAX entry point itself: pm.sample would first assign PyMC's own step methods (1 s).
+    from pymc.sampling.jax import sample_jax_nuts
 
-    with model:
-        idata = pm.sample(
-            draws=settings.draws,
-            tune=settings.tune,
-            chains=settings.chains,
-            initvals=_jittered_starts(model, settings.chains, settings.seed),
-            nuts_sampler="numpyro",
-            random_seed=settings.seed,
-            progressbar=progressbar,
-            compute_convergence_checks=False,
-            nuts={
-                "target_accept": settings.target_accept,
-                "chain_method": device.chain_method(settings.chains),
-                "jitter": False,
-            },
-        )
-    return idata
+    return sample_jax_nuts(
+        draws=settings.draws,
+        tune=settings.tune,
+        chains=settings.chains,
+        target_accept=settings.target_accept,
+        random_seed=settings.seed,
+        initvals=_jittered_starts(model, settings.chains, settings.seed),
+        jitter=False,
+        model=model,
+        progressbar=progressbar,
+        chain_method=device.chain_method(settings.chains),
+        compute_convergence_checks=False,
+        nuts_sampler="numpyro",
+    )
 
 
 def _precision(settings: SamplerSettings, method: str) -> str:
