@@ -1,0 +1,29 @@
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from bayespref import device
+
+
+def _run(code: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+
+
+def test_chains_get_parallel_devices_when_jax_was_imported_first():
+    # arviz imports JAX: its device count used to be fixed before bayespref could set it.
+    done = _run("import arviz, bayespref, jax; print(len(jax.devices()))")
+    assert done.stdout.split() == [str(device.HOST_DEVICES)]
+
+
+def test_jax_that_already_ran_is_reported():
+    done = _run("import jax; jax.devices(); import bayespref; print(len(jax.devices()))")
+    assert done.stdout.split() == ["1"]
+    assert "JAX ran before bayespref was imported" in done.stderr
+
+
+@pytest.mark.parametrize("asked, on_cpu", [("auto", "float64"), ("float32", "float32")])
+def test_precision_resolves_on_cpu(asked, on_cpu):
+    assert device.resolve_precision(asked) == on_cpu
