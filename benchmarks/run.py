@@ -76,7 +76,8 @@ def _divergences(idata) -> float:
     return int(idata["sample_stats"]["diverging"].values.sum())
 
 
-def _posterior_row(idata, tasks: pd.DataFrame, truth: pd.DataFrame, wall: float) -> dict:
+def posterior_row(idata, tasks: pd.DataFrame, truth: pd.DataFrame, wall: float) -> dict:
+    """The table's columns for a posterior (also used by precision.py)."""
     import arviz as az
 
     from bayespref.posterior import draws
@@ -124,7 +125,7 @@ def measure(size: str, method: str, seed: int) -> dict:
             method="approx" if method == "approx" else "nuts",
         )
         wall = time.perf_counter() - started
-        row = _posterior_row(result.idata, result.tasks, simulation.truth, wall)
+        row = posterior_row(result.idata, result.tasks, simulation.truth, wall)
         if method == "approx":  # where the time went
             info = result.diagnostics
             row["note"] = (
@@ -142,7 +143,7 @@ def measure(size: str, method: str, seed: int) -> dict:
         with build_model(bp.resolve_spec(None), data):
             idata = pm.sample(random_seed=seed, progressbar=False, target_accept=0.9, **options)
         wall = time.perf_counter() - started
-        row = _posterior_row(idata, data.tasks, simulation.truth, wall)
+        row = posterior_row(idata, data.tasks, simulation.truth, wall)
     else:
         raise SystemExit(f"unknown method '{method}'; known: {', '.join(METHODS)}")
     from bayespref.device import describe
