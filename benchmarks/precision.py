@@ -7,7 +7,9 @@ first fit, for every posterior quantity (each task's mu, the dataset terms, posi
 difference of posterior means in units of their joint Monte Carlo standard error (z) and the
 ratio of posterior sds. The second float64 fit is the yardstick: quantities share terms (a
 dataset's mean moves all its tasks), so z strays beyond 2 in clusters, by seed alone. Also
-run.py's columns for each fit (wall time, ESS, r_hat, accuracy, coverage).
+run.py's columns for each fit (wall time, ESS, r_hat, accuracy, coverage). On the first fit's
+draws, the cells' log-likelihood summed in float32 against float64, as float32 NUTS sums it: the
+sd of the difference over draws says how far float32 rounding can reweight the posterior.
 Writes benchmarks/results/precision.csv.
 Usage: python benchmarks/precision.py [--sizes 500x10000] [--repeats 2]
 """
@@ -76,6 +78,41 @@ def agreement(reference: bp.Fit, other: bp.Fit) -> dict[str, float]:
     }
 
 
+def likelihood_gap(fitted: bp.Fit, simulation: Simulation, draws: int = 200) -> dict[str, float]:
+    """The cells' log-likelihood at posterior draws, summed in float32 and in float64: the sd of
+    their difference over draws is the part of float32's rounding that could reweight the
+    posterior (a constant difference cancels), its largest deviation from its mean what the
+    reweighting can reach. In nats."""
+    import jax
+    import jax.numpy as jnp
+
+    from bayespref import posterior as post
+    from bayespref.choice import first_choice_z
+    from bayespref.likelihood import probit_binomial_cells
+
+    cells = bp.load_choice_data(simulation.comparisons, simulation.tasks).cells
+    posterior = fitted.idata["posterior"].to_dataset()
+    posterior = posterior.thin({"draw": -(-post.n_samples(posterior) // draws)})
+    task_dataset = fitted.tasks["dataset_idx"].to_numpy()
+    mu, sigma = post.draws(posterior, "mu"), post.task_sigma(posterior, task_dataset)
+    position, by_dataset = post.position(posterior)
+    totals = {}
+    for dtype in (np.float32, np.float64):
+        with jax.enable_x64(dtype == np.float64):
+            z = first_choice_z(
+                *(np.asarray(values, dtype) for values in (mu, sigma, position)),
+                cells["a_idx"].to_numpy(),
+                cells["b_idx"].to_numpy(),
+                task_dataset,
+                by_dataset,
+            )
+            k, n = (jnp.asarray(cells[column].to_numpy(dtype)[:, None]) for column in "kn")
+            totals[dtype] = np.asarray(probit_binomial_cells(jnp.asarray(z), k, n).sum(axis=0))
+    gap = totals[np.float32].astype(np.float64) - totals[np.float64]
+    deviation = gap - gap.mean()
+    return {"loglik_gap_sd": float(np.std(gap)), "loglik_gap_max": float(np.max(np.abs(deviation)))}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="500x10000")
@@ -101,6 +138,8 @@ def main() -> None:
                 row |= posterior_row(fitted.idata, fitted.tasks, simulation.truth, wall)
                 if fits:
                     row |= agreement(fits[0], fitted)
+                else:
+                    row |= likelihood_gap(fitted, simulation)
                 print(row, flush=True)
                 rows.append(row)
                 fits.append(fitted)
