@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -9,7 +10,12 @@ from bayespref import device
 
 
 def _run(code: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    # Without XLA_FLAGS: importing pymc.sampling.jax (as earlier tests do) sets a device count
+    # there, which bayespref leaves alone, as it would a user's.
+    env = {name: value for name, value in os.environ.items() if name != "XLA_FLAGS"}
+    return subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env
+    )
 
 
 def test_chains_get_parallel_devices_when_jax_was_imported_first():
