@@ -50,7 +50,7 @@ def _flat(stat, names: list[str]) -> np.ndarray:
     return np.concatenate([np.ravel(stat[name].values) for name in names])
 
 
-def agreement(reference: bp.Fit, other: bp.Fit) -> dict[str, float]:
+def agreement(reference: bp.Fit, other: bp.Fit) -> dict[str, float | str]:
     """z of the difference in posterior means, and the ratio of posterior sds, over every
     reported quantity (constants, with no spread, left out)."""
     posterior = reference.idata["posterior"].to_dataset()

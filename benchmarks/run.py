@@ -51,7 +51,7 @@ METHODS = ("bayespref", "bayespref32", "approx", "pymc", "nutpie", "mle")
 # and nutpie are slower still. Run them anyway with --no-skip.
 OVER_30_MIN = {  # on 2 CPU cores; benchmarks/gpu.sh runs them all (--no-skip)
     ("bayespref", "10000x332000"),
-    ("bayespref32", "10000x332000"),  # float32 is not enough faster on CPU to halve 30+ min
+    ("bayespref32", "10000x332000"),  # 1.3-1.7x faster (results/precision.csv): still past it
     ("pymc", "1000x30000"),
     ("pymc", "3000x117000"),
     ("pymc", "10000x332000"),
