@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from run import simulate_size, write_table
 
 
 def _best_ms(function, arguments, calls: int, repeats: int) -> float:
@@ -80,11 +81,9 @@ def measure(size: str, repeats: int, seed: int) -> list[dict]:
     import bayespref as bp
     from bayespref.model import build_model
 
-    n_tasks, n_trials = (int(x) for x in size.split("x"))
-    simulation = bp.simulate(
-        n_tasks=n_tasks, n_datasets=5, n_comparisons=n_trials, position_bias=0.3, seed=seed
-    )
+    simulation = simulate_size(size, seed)
     data = bp.load_choice_data(simulation.comparisons, simulation.tasks)
+    n_tasks = len(simulation.tasks)
     rng = np.random.default_rng(seed)
     point = (rng.normal(size=n_tasks), np.exp(rng.normal(scale=0.3, size=n_tasks)), 0.3)
     calls = max(20, int(2e7 // len(data.cells)))
@@ -125,7 +124,7 @@ def main() -> None:
     table = pd.DataFrame(rows)
     written = table[table["likelihood"] == "written out"].set_index("size")
     kernel = table[table["likelihood"] == "kernel"].set_index("size")
-    print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    write_table(table, args.out)
     columns = ["gradient_ms", "hessian_block_ms"]
     speedup = written[columns] / kernel[columns]
     for size, ratios in speedup.iterrows():
@@ -133,9 +132,6 @@ def main() -> None:
             f"{size}: the kernel is {ratios['gradient_ms']:.2f}x as fast for a gradient and "
             f"{ratios['hessian_block_ms']:.2f}x for a block of Hessian columns"
         )
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    table.to_csv(args.out, index=False)
-    print(f"wrote {args.out}")
 
 
 if __name__ == "__main__":

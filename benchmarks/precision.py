@@ -23,7 +23,7 @@ from pathlib import Path
 import arviz as az
 import numpy as np
 import pandas as pd
-from run import posterior_row
+from run import posterior_row, simulate_size, write_table
 
 import bayespref as bp
 from bayespref.posterior import reported_variables
@@ -124,10 +124,7 @@ def main() -> None:
     args = parser.parse_args()
     rows = []
     for size in args.sizes.split(","):
-        n_tasks, n_trials = (int(x) for x in size.split("x"))
-        simulation = bp.simulate(
-            n_tasks=n_tasks, n_datasets=5, n_comparisons=n_trials, position_bias=0.3, seed=0
-        )
+        simulation = simulate_size(size, seed=0)
         for repeat in range(args.repeats):
             fits = []
             for position, precision in enumerate(ROUND):
@@ -143,11 +140,7 @@ def main() -> None:
                 print(row, flush=True)
                 rows.append(row)
                 fits.append(fitted)
-    table = pd.DataFrame(rows)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    table.to_csv(args.out, index=False)
-    print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
-    print(f"wrote {args.out}")
+    write_table(pd.DataFrame(rows), args.out)
 
 
 if __name__ == "__main__":

@@ -99,14 +99,30 @@ def posterior_row(idata, tasks: pd.DataFrame, truth: pd.DataFrame, wall: float) 
     }
 
 
+def simulate_size(size: str, seed: int):
+    """The benchmarks' simulated data at a size 'TASKSxTRIALS' (also used by gradient.py and
+    precision.py)."""
+    import bayespref as bp
+
+    n_tasks, n_trials = (int(x) for x in size.split("x"))
+    return bp.simulate(
+        n_tasks=n_tasks, n_datasets=5, n_comparisons=n_trials, position_bias=0.3, seed=seed
+    )
+
+
+def write_table(table: pd.DataFrame, out: Path) -> None:
+    """Print a results table and write it to `out` (CSV)."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    table.to_csv(out, index=False)
+    print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    print(f"wrote {out}")
+
+
 def measure(size: str, method: str, seed: int) -> dict:
     """One (size, method) in this process."""
     import bayespref as bp
 
-    n_tasks, n_trials = (int(x) for x in size.split("x"))
-    simulation = bp.simulate(
-        n_tasks=n_tasks, n_datasets=5, n_comparisons=n_trials, position_bias=0.3, seed=seed
-    )
+    simulation = simulate_size(size, seed)
     started = time.perf_counter()
     if method == "mle":
         from bayespref.baselines import fit_reference
@@ -185,11 +201,7 @@ def main() -> None:
             else:
                 rows.append(_run_one(size, method, args.seed, args.limit_minutes))
             print(rows[-1], flush=True)
-    table = pd.DataFrame(rows).reindex(columns=[*COLUMNS, "note", "device"])
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    table.to_csv(args.out, index=False)
-    print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
-    print(f"wrote {args.out}")
+    write_table(pd.DataFrame(rows).reindex(columns=[*COLUMNS, "note", "device"]), args.out)
 
 
 if __name__ == "__main__":
