@@ -2,19 +2,37 @@
 
 from __future__ import annotations
 
-import arviz as az
 import numpy as np
 import xarray as xr
 
 from bayespref.posterior import reported_variables
+from bayespref.rank_diagnostics import rhat_and_bulk_ess
 
 THRESHOLDS = {"r_hat": 1.01, "ess_bulk": 400.0, "bfmi": 0.3}
 
 
+_BLOCK = 2048  # quantities ranked at a time, which bounds the memory of the ranks and FFTs
+
+
 def convergence(idata) -> tuple[xr.Dataset, xr.Dataset]:
-    """r_hat and bulk ESS of every reported posterior variable (NaN for constants)."""
-    names = reported_variables(idata["posterior"].to_dataset())
-    return az.rhat(idata, var_names=names), az.ess(idata, var_names=names, method="bulk")
+    """Rank-normalised r_hat and bulk ESS of every reported posterior variable (r_hat NaN for
+    constants and single chains), as arviz defines them."""
+    posterior = idata["posterior"].to_dataset()
+    r_hat, ess_bulk = {}, {}
+    for name in reported_variables(posterior):
+        array = posterior[name]
+        other = [dim for dim in array.dims if dim not in ("chain", "draw")]
+        ordered = array.transpose("chain", "draw", *other)
+        values = ordered.values.reshape(*ordered.shape[:2], -1).astype(np.float64)
+        blocks = [
+            rhat_and_bulk_ess(values[:, :, start : start + _BLOCK])
+            for start in range(0, values.shape[2], _BLOCK)
+        ]
+        template = ordered.isel(chain=0, draw=0, drop=True)
+        for stats, index in ((r_hat, 0), (ess_bulk, 1)):
+            flat = np.concatenate([block[index] for block in blocks])
+            stats[name] = template.copy(data=flat.reshape(template.shape))
+    return xr.Dataset(r_hat), xr.Dataset(ess_bulk)
 
 
 def _extreme(stat: xr.Dataset, pick) -> tuple[float, str]:

@@ -1,0 +1,60 @@
+"""The vectorised r_hat and bulk ESS give arviz's numbers, edge cases included."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import xarray as xr
+from arviz_stats.base import array_stats
+
+from bayespref.diagnostics import convergence
+from bayespref.rank_diagnostics import rhat_and_bulk_ess
+
+
+def _chains(chains: int, draws: int, rng: np.random.Generator) -> np.ndarray:
+    """Quantities shaped (chain, draw, quantity): AR(1) chains from anti-correlated to sticky,
+    chains offset from each other, and the awkward ones: a constant, a binary quantity, rounded
+    draws (many ties), and one NaN."""
+    n_quantities = 30
+    values = np.empty((chains, draws, n_quantities))
+    for column in range(n_quantities):
+        persistence = rng.uniform(-0.9, 0.99)
+        noise = rng.normal(size=(chains, draws))
+        for t in range(1, draws):
+            noise[:, t] += persistence * noise[:, t - 1]
+        values[:, :, column] = noise + rng.normal(size=(chains, 1)) * rng.uniform(0, 2)
+    values[:, :, 0] = 3.0
+    values[:, :, 1] = rng.integers(0, 2, size=(chains, draws))
+    values[:, :, 2] = np.round(values[:, :, 2])
+    values[0, 1, 3] = np.nan
+    return values
+
+
+@pytest.mark.parametrize("chains, draws", [(4, 1000), (4, 101), (2, 7), (3, 4), (1, 50), (2, 3)])
+def test_rhat_and_bulk_ess_equal_arviz(chains: int, draws: int) -> None:
+    values = _chains(chains, draws, np.random.default_rng(chains * draws))
+    r_hat, ess = rhat_and_bulk_ess(values)
+    by_quantity = np.moveaxis(values, 2, 0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        expected_r_hat = array_stats.rhat(by_quantity)
+        expected_ess = array_stats.ess(by_quantity, method="bulk")
+    np.testing.assert_allclose(r_hat, expected_r_hat, rtol=1e-10, equal_nan=True)
+    np.testing.assert_allclose(ess, expected_ess, rtol=1e-10, equal_nan=True)
+
+
+def test_convergence_keeps_dims_and_coords_and_skips_internal_variables() -> None:
+    rng = np.random.default_rng(0)
+    posterior = xr.Dataset(
+        {
+            "mu": (("chain", "draw", "task"), rng.normal(size=(2, 40, 3))),
+            "position_bias": (("chain", "draw"), rng.normal(size=(2, 40))),
+            "mu_offset": (("chain", "draw", "task"), rng.normal(size=(2, 40, 3))),
+        },
+        coords={"task": ["t1", "t2", "t3"]},
+    )
+    r_hat, ess = convergence(xr.DataTree.from_dict({"posterior": posterior}))
+    assert set(r_hat.data_vars) == set(ess.data_vars) == {"mu", "position_bias"}
+    assert list(ess["mu"]["task"].values) == ["t1", "t2", "t3"]
+    assert ess["position_bias"].shape == ()
+    expected = array_stats.ess(posterior["mu"].transpose("task", "chain", "draw").values)
+    np.testing.assert_allclose(ess["mu"].values, expected, rtol=1e-10)
