@@ -1,8 +1,8 @@
 """Rank-normalised split r_hat and bulk ESS (Vehtari et al. 2021), vectorised over quantities.
 
 They give arviz's `rhat(method="rank")` and `ess(method="bulk")` to rounding, but arviz computes
-them one quantity at a time: 3.5 s of a 500-task fit, and about a minute at 10,000 tasks. Arrays
-are shaped (chain, draw, quantity)."""
+them one quantity at a time, in Python: 3.6 s of a 500-task fit, against 1.1 s here. Arrays are
+shaped (chain, draw, quantity)."""
 
 from __future__ import annotations
 
