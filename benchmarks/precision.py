@@ -1,23 +1,30 @@
 """Does NUTS in float32 give the float64 posterior? And how much faster is it on this machine?
 
-For each size, the default model is fitted three times per round on the same simulated data with
-the default settings (4 chains x 1,000 draws): float64, float32, float64 again, each with a seed
-of its own (the machine's speed drifts, so each round compares them side by side). Against the
-first fit, for every posterior quantity (each task's mu, the dataset terms, position bias), the
-difference of posterior means in units of their joint Monte Carlo standard error (z) and the
-ratio of posterior sds. The second float64 fit is the yardstick: quantities share terms (a
-dataset's mean moves all its tasks), so z strays beyond 2 in clusters, by seed alone. Also
-run.py's columns for each fit (wall time, ESS, r_hat, accuracy, coverage). On the first fit's
-draws, the cells' log-likelihood summed in float32 against float64, as float32 NUTS sums it: the
-sd of the difference over draws says how far float32 rounding can reweight the posterior.
+For each size, a model (the default unless --model) is fitted three times per round on the same
+simulated data with the default settings (4 chains x 1,000 draws): float64, float32, float64
+again, each with a seed of its own (the machine's speed drifts, so each round compares them side
+by side). Against the first fit, for every posterior quantity (each task's mu, the dataset terms,
+position bias), the difference of posterior means in units of their joint Monte Carlo standard
+error (z) and the ratio of posterior sds. The second float64 fit is the yardstick: quantities
+share terms (a dataset's mean moves all its tasks), so z strays beyond 2 in clusters, by seed
+alone. Also run.py's columns for each fit (wall time, ESS, r_hat, accuracy, coverage). On the
+first fit's draws, the cells' log-likelihood summed in float32 against float64, as float32 NUTS
+sums it: the sd of the difference over draws says how far float32 rounding can reweight the
+posterior (for the default likelihood only: probit, no lapse, refusals not modelled, conditions
+pooled).
+Data (--data): `default`, run.py's simulation; `realistic`, SimulationConfig.realistic's nearly
+deterministic choices (utility spreads of 7 noise sds: z reaches the far tails, where float32 has
+the fewest digits); `full`, every term the `full` model has (refusals, a second condition,
+per-dataset position bias, lapses).
 Writes benchmarks/results/precision.csv.
-Usage: python benchmarks/precision.py [--sizes 500x10000] [--repeats 2]
+Usage: python benchmarks/precision.py [--sizes 500x10000] [--repeats 2] [--model full --data full]
 """
 
 from __future__ import annotations
 
 import argparse
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import arviz as az
@@ -27,18 +34,51 @@ from run import posterior_row, simulate_size, write_table
 
 import bayespref as bp
 from bayespref.posterior import reported_variables
-from bayespref.simulate import Simulation
+from bayespref.simulate import Simulation, SimulationConfig
+from bayespref.spec import ModelSpec
 
 # float32 between two float64 fits: their times bracket it, and the second float64 fit measures
 # how far z strays between two runs that differ only in their seed.
 ROUND = ("float64", "float32", "float64")
 
 
-def _fit(simulation: Simulation, precision: str, seed: int) -> tuple[bp.Fit, float]:
+def _simulate(size: str, data: str) -> Simulation:
+    if data == "default":
+        return simulate_size(size, seed=0)
+    n_tasks, n_trials = (int(x) for x in size.split("x"))
+    if data == "realistic":
+        config = SimulationConfig.realistic(n_tasks=n_tasks)
+        return bp.simulate(replace(config, n_comparisons=n_trials))
+    return bp.simulate(
+        n_tasks=n_tasks,
+        n_datasets=5,
+        n_comparisons=n_trials,
+        position_bias_by_dataset=(0.5, 0.3, 0.1, -0.1, -0.3),
+        refusal_rate=0.03,
+        condition_shifts=((0.5, -0.5, 0.0, 0.3, -0.3),),
+        lapse_rate=0.05,
+        seed=0,
+    )
+
+
+def _default_likelihood(spec: ModelSpec) -> bool:
+    """Whether likelihood_gap's formula is the model's likelihood."""
+    return (spec.link, spec.lapse, spec.refusal, spec.conditions) == (
+        "probit",
+        "none",
+        "excluded",
+        "pooled",
+    )
+
+
+def _fit(
+    simulation: Simulation, spec: ModelSpec, precision: str, seed: int
+) -> tuple[bp.Fit, float]:
     started = time.perf_counter()
     fitted = bp.fit(
         simulation.comparisons,
         simulation.tasks,
+        model=spec,
         settings=bp.SamplerSettings(seed=seed, precision=precision),
         progressbar=False,
         log_likelihood=False,
@@ -118,24 +158,28 @@ def main() -> None:
     parser.add_argument("--sizes", default="500x10000")
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--model", default=None, help="a model name or spec file")
+    parser.add_argument("--data", choices=("default", "realistic", "full"), default="default")
     parser.add_argument(
         "--out", type=Path, default=Path(__file__).parent / "results" / "precision.csv"
     )
     args = parser.parse_args()
+    spec = bp.resolve_spec(args.model)
     rows = []
     for size in args.sizes.split(","):
-        simulation = simulate_size(size, seed=0)
+        simulation = _simulate(size, args.data)
         for repeat in range(args.repeats):
             fits = []
             for position, precision in enumerate(ROUND):
                 # A seed of its own per fit, so that z compares independent runs.
                 seed = args.seed + len(ROUND) * repeat + position
-                fitted, wall = _fit(simulation, precision, seed)
-                row = {"size": size, "repeat": repeat, "precision": precision, "seed": seed}
+                fitted, wall = _fit(simulation, spec, precision, seed)
+                row = {"size": size, "model": spec.name, "data": args.data, "repeat": repeat}
+                row |= {"precision": precision, "seed": seed}
                 row |= posterior_row(fitted.idata, fitted.tasks, simulation.truth, wall)
                 if fits:
                     row |= agreement(fits[0], fitted)
-                else:
+                elif _default_likelihood(spec):
                     row |= likelihood_gap(fitted, simulation)
                 print(row, flush=True)
                 rows.append(row)
