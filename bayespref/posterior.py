@@ -22,11 +22,13 @@ def reported_variables(posterior: xr.Dataset) -> list[str]:
 
 
 def draws(posterior: xr.Dataset, name: str) -> np.ndarray:
-    """A variable's draws with chain and draw flattened into one trailing sample axis."""
+    """A variable's draws with chain and draw flattened into one trailing sample axis, in
+    float64 whatever precision sampled them: summaries, predictions and checks then come out the
+    same from a fit in memory and from its saved folder."""
     array = posterior[name]
     other = [dim for dim in array.dims if dim not in ("chain", "draw")]
     ordered = array.transpose(*other, "chain", "draw")
-    return ordered.values.reshape(*ordered.shape[:-2], -1)
+    return ordered.values.reshape(*ordered.shape[:-2], -1).astype(np.float64, copy=False)
 
 
 def n_samples(posterior: xr.Dataset) -> int:
