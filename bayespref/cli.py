@@ -187,7 +187,7 @@ def fit(
     precision: Annotated[
         str,
         typer.Option(
-            help="NUTS arithmetic: auto (float32 on a GPU, float64 on CPU), float64 or float32."
+            help="Arithmetic: auto (float32 for NUTS, float64 for approx), float64 or float32."
         ),
     ] = "auto",
 ) -> None:

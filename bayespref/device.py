@@ -47,16 +47,6 @@ def describe() -> str:
     return f"{devices[0].platform}:{devices[0].device_kind} x{len(devices)}"
 
 
-def resolve_precision(precision: str) -> str:
-    """'auto' is float32 on an accelerator, whose float64 arithmetic is many times slower, and
-    float64 on CPU."""
-    import jax
-
-    if precision != "auto":
-        return precision
-    return "float64" if jax.default_backend() == "cpu" else "float32"
-
-
 @contextmanager
 def floating_point(precision: str) -> Iterator[None]:
     """Build and run models in `precision` ('float64' or 'float32'): PyTensor's floatX and JAX's

@@ -1,11 +1,10 @@
 """Fit speed and accuracy at research sizes; prints a table and writes benchmarks/results/fit.csv.
 
 Each (size, method) runs in its own process so that peak memory is its own. Methods:
-  bayespref  the default model with NumPyro NUTS, default settings (4 chains x 1000 draws), without
-             the pointwise log-likelihood (a separate, optional cost at large sizes); in float64
-             on CPU, float32 on a GPU (precision "auto")
-  bayespref32  the same in float32 (precision "float32"); benchmarks/precision.py checks that it
-             gives the float64 posterior
+  bayespref  the default model with NumPyro NUTS, default settings (4 chains x 1000 draws, float32),
+             without the pointwise log-likelihood (a separate, optional cost at large sizes);
+             benchmarks/precision.py checks that float32 gives the float64 posterior
+  bayespref64  the same in float64 (precision "float64")
   approx     the same model, `--method approx` (Laplace approximation, bayespref/approx.py)
   pymc       the same PyMC model with PyMC's own NUTS sampler (4 chains, 2 at a time on 2 cores)
   nutpie     the same PyMC model with nutpie (numba backend), default settings
@@ -44,14 +43,15 @@ COLUMNS = [
     "coverage90",
     "peak_mb",
 ]  # then `note` (why a row is empty) and `device`
-METHODS = ("bayespref", "bayespref32", "approx", "pymc", "nutpie", "mle")
+METHODS = ("bayespref", "bayespref64", "approx", "pymc", "nutpie", "mle")
 # Measured on 2 cores: NUTS cost grows with cells x gradient evaluations per draw. bayespref
-# NUTS took 183 s at 1000x30000 and 832 s at 3000x117000 (results/fit_nuts_large.csv), so
-# 10000x332000, with 2.8x the cells and 3.3x the parameters, passes 30 minutes; PyMC's sampler
-# and nutpie are slower still. Run them anyway with --no-skip.
+# NUTS in float64 took 183 s at 1000x30000 and 832 s at 3000x117000 (results/fit_nuts_large.csv),
+# so 10000x332000, with 2.8x the cells and 3.3x the parameters, passes 30 minutes; float32, 1.4 to
+# 2.6 times faster (results/precision*.csv), still does. PyMC's sampler and nutpie are slower
+# still. Run them anyway with --no-skip.
 OVER_30_MIN = {  # on 2 CPU cores; benchmarks/gpu.sh runs them all (--no-skip)
     ("bayespref", "10000x332000"),
-    ("bayespref32", "10000x332000"),  # 1.3-1.7x faster (results/precision.csv): still past it
+    ("bayespref64", "10000x332000"),
     ("pymc", "1000x30000"),
     ("pymc", "3000x117000"),
     ("pymc", "10000x332000"),
@@ -131,11 +131,11 @@ def measure(size: str, method: str, seed: int) -> dict:
         wall = time.perf_counter() - started
         truth = simulation.truth.set_index("task_id").loc[reference.task_ids, "mu"].to_numpy()
         row = {"wall_s": wall, **_accuracy(reference.mu, truth)}
-    elif method in ("bayespref", "bayespref32", "approx"):
+    elif method in ("bayespref", "bayespref64", "approx"):
         result = bp.fit(
             simulation.comparisons,
             simulation.tasks,
-            settings=bp.SamplerSettings(precision="float32" if method == "bayespref32" else "auto"),
+            settings=bp.SamplerSettings(precision="float64" if method == "bayespref64" else "auto"),
             progressbar=False,
             log_likelihood=False,
             method="approx" if method == "approx" else "nuts",

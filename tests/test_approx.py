@@ -48,6 +48,7 @@ def test_every_output_says_approximate(approximate, tmp_path):
     _, result = approximate
     assert result.diagnostics["approximate"] is True
     assert result.diagnostics["passed"] and result.diagnostics["max_abs_gradient"] < 1e-2
+    assert result.diagnostics["sampler"]["precision"] == "float64"  # auto: float32 is for NUTS
     assert result.idata.attrs["method"] == "approx"
     assert (result.utilities["method"] == APPROX_LABEL).all()
     assert (result.params["method"] == APPROX_LABEL).all()

@@ -4,8 +4,6 @@ import os
 import subprocess
 import sys
 
-import pytest
-
 from bayespref import device
 
 
@@ -28,8 +26,3 @@ def test_jax_that_already_ran_is_reported():
     done = _run("import jax; jax.devices(); import bayespref; print(len(jax.devices()))")
     assert done.stdout.split() == ["1"]
     assert "JAX ran before bayespref was imported" in done.stderr
-
-
-@pytest.mark.parametrize("asked, on_cpu", [("auto", "float64"), ("float32", "float32")])
-def test_precision_resolves_on_cpu(asked, on_cpu):
-    assert device.resolve_precision(asked) == on_cpu
