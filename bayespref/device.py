@@ -50,15 +50,18 @@ def describe() -> str:
 @contextmanager
 def floating_point(precision: str) -> Iterator[None]:
     """Build and run models in `precision` ('float64' or 'float32'): PyTensor's floatX and JAX's
-    x64 switch together. In float32 JAX keeps integer data in int32 and float64 constants in
-    float32, and says so in a warning each time; that is the intended behaviour here."""
+    x64 switch together. x64 is switched globally, not with JAX's thread-local context: NumPyro's
+    progress bar calls back into Python on another thread, which must agree on integer widths. In
+    float32 JAX keeps integer data in int32 and float64 constants in float32, and says so in a
+    warning each time; that is the intended behaviour here."""
     import jax
     import pytensor
 
-    with (
-        pytensor.config.change_flags(floatX=precision),
-        jax.enable_x64(precision == "float64"),
-        warnings.catch_warnings(),
-    ):
-        warnings.filterwarnings("ignore", "Explicitly requested dtype", UserWarning)
-        yield
+    x64_before = jax.config.read("jax_enable_x64")
+    jax.config.update("jax_enable_x64", precision == "float64")
+    try:
+        with pytensor.config.change_flags(floatX=precision), warnings.catch_warnings():
+            warnings.filterwarnings("ignore", "Explicitly requested dtype", UserWarning)
+            yield
+    finally:
+        jax.config.update("jax_enable_x64", x64_before)

@@ -3,6 +3,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
 
 from bayespref import device
 
@@ -26,3 +27,20 @@ def test_jax_that_already_ran_is_reported():
     done = _run("import jax; jax.devices(); import bayespref; print(len(jax.devices()))")
     assert done.stdout.split() == ["1"]
     assert "JAX ran before bayespref was imported" in done.stderr
+
+
+def test_floating_point_switches_x64_for_every_thread_and_restores_it():
+    import jax
+
+    before = jax.config.read("jax_enable_x64")
+    seen = []
+    for x64_outside in (True, False):
+        jax.config.update("jax_enable_x64", x64_outside)
+        for precision in ("float32", "float64"):
+            with device.floating_point(precision):
+                worker = threading.Thread(target=lambda: seen.append(jax.numpy.array(1).dtype))
+                worker.start()
+                worker.join()
+            assert jax.config.read("jax_enable_x64") == x64_outside
+    jax.config.update("jax_enable_x64", before)
+    assert [dtype.name for dtype in seen] == ["int32", "int64"] * 2

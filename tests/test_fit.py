@@ -172,6 +172,15 @@ def test_float32_gives_the_float64_posterior(small_simulation, small_fit_dir):
     assert 0.8 < np.median(single.utilities["mu_sd"] / reference.utilities["mu_sd"]) < 1.25
 
 
+def test_float32_fit_shows_a_progress_bar():
+    # NumPyro's progress bar calls back into Python on another thread, where x64 must be off too.
+    simulation = bp.simulate(n_tasks=10, n_comparisons=40, seed=0)
+    result = bp.fit(
+        simulation.comparisons, settings=bp.SamplerSettings(chains=2, draws=50, tune=50)
+    )
+    assert result.diagnostics["sampler"]["precision"] == "float32"
+
+
 def test_precision_is_checked():
     with pytest.raises(bp.FitError, match="unknown precision 'float16'"):
         bp.SamplerSettings(precision="float16")
