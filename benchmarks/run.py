@@ -46,9 +46,9 @@ COLUMNS = [
 METHODS = ("bayespref", "bayespref64", "approx", "pymc", "nutpie", "mle")
 # Measured on 2 cores: NUTS cost grows with cells x gradient evaluations per draw. bayespref
 # NUTS in float64 took 183 s at 1000x30000 and 832 s at 3000x117000 (results/fit_nuts_large.csv),
-# so 10000x332000, with 2.8x the cells and 3.3x the parameters, passes 30 minutes; float32, 1.4 to
-# 2.6 times faster (results/precision*.csv), still does. PyMC's sampler and nutpie are slower
-# still. Run them anyway with --no-skip.
+# so 10000x332000, with 2.8x the cells and 3.3x the parameters, passes 30 minutes; in float32 it
+# took 1809 s (results/fit_nuts_10000_float32.csv). PyMC's sampler and nutpie are slower still.
+# Run them anyway with --no-skip.
 OVER_30_MIN = {  # on 2 CPU cores; benchmarks/gpu.sh runs them all (--no-skip)
     ("bayespref", "10000x332000"),
     ("bayespref64", "10000x332000"),
