@@ -30,7 +30,7 @@ from pathlib import Path
 import arviz as az
 import numpy as np
 import pandas as pd
-from run import posterior_row, simulate_size, write_table
+from run import parse_size, posterior_row, simulate_size, write_table
 
 import bayespref as bp
 from bayespref.posterior import reported_variables
@@ -45,19 +45,17 @@ ROUND = ("float64", "float32", "float64")
 def _simulate(size: str, data: str) -> Simulation:
     if data == "default":
         return simulate_size(size, seed=0)
-    n_tasks, n_trials = (int(x) for x in size.split("x"))
     if data == "realistic":
+        n_tasks, n_trials = parse_size(size)
         config = SimulationConfig.realistic(n_tasks=n_tasks)
         return bp.simulate(replace(config, n_comparisons=n_trials))
-    return bp.simulate(
-        n_tasks=n_tasks,
-        n_datasets=5,
-        n_comparisons=n_trials,
+    return simulate_size(
+        size,
+        seed=0,
         position_bias_by_dataset=(0.5, 0.3, 0.1, -0.1, -0.3),
         refusal_rate=0.03,
         condition_shifts=((0.5, -0.5, 0.0, 0.3, -0.3),),
         lapse_rate=0.05,
-        seed=0,
     )
 
 

@@ -99,14 +99,25 @@ def posterior_row(idata, tasks: pd.DataFrame, truth: pd.DataFrame, wall: float) 
     }
 
 
-def simulate_size(size: str, seed: int):
-    """The benchmarks' simulated data at a size 'TASKSxTRIALS' (also used by gradient.py and
-    precision.py)."""
+def parse_size(size: str) -> tuple[int, int]:
+    """Tasks and trials of a size written 'TASKSxTRIALS'."""
+    n_tasks, n_trials = (int(x) for x in size.split("x"))
+    return n_tasks, n_trials
+
+
+def simulate_size(size: str, seed: int, **terms):
+    """The benchmarks' simulated data at a size 'TASKSxTRIALS', with any further simulation
+    `terms` (also used by gradient.py and precision.py)."""
     import bayespref as bp
 
-    n_tasks, n_trials = (int(x) for x in size.split("x"))
+    n_tasks, n_trials = parse_size(size)
     return bp.simulate(
-        n_tasks=n_tasks, n_datasets=5, n_comparisons=n_trials, position_bias=0.3, seed=seed
+        n_tasks=n_tasks,
+        n_datasets=5,
+        n_comparisons=n_trials,
+        position_bias=0.3,
+        seed=seed,
+        **terms,
     )
 
 
