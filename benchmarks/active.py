@@ -31,12 +31,12 @@ import pandas as pd
 from scipy.stats import spearmanr
 
 import bayespref as bp
-from bayespref.active import ActiveSettings, initial_degree, run_active
-from bayespref.choice import first_choice_probability, first_choice_z
 from bayespref.collect.design import pair_design
 from bayespref.collect.engines import EngineOptions
 from bayespref.collect.runner import CollectConfig
-from bayespref.simulate import Simulation
+from bayespref.data.simulation import Simulation
+from bayespref.model.choice import first_choice_probability, first_choice_z
+from bayespref.workflows.active import ActiveSettings, initial_degree, run_active
 
 STRATEGIES = ("posterior", "random", "reference")
 RESULTS = Path(__file__).parent / "results"

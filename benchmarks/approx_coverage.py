@@ -55,11 +55,11 @@ def main() -> None:
                 {
                     "case": case,
                     "method": method,
-                    "near_certain_share": fitted.diagnostics.get("near_certain_share"),
+                    "near_certain_share": fitted.diagnostics.measures.get("near_certain_share"),
                     "coverage94": inside.mean(),
                     "mean_sd": table["mu_sd"].mean(),
                     "spearman": spearmanr(table["mu_mean"], table["mu"]).statistic,
-                    "passed": fitted.diagnostics["passed"],
+                    "passed": fitted.diagnostics.passed,
                 }
             )
             print(rows[-1], flush=True)

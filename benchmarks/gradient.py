@@ -40,8 +40,8 @@ def _likelihood_function(data, implementation: str):
     import pytensor.tensor as pt
     from pymc.sampling.jax import get_jaxified_graph
 
-    from bayespref.choice import first_choice_z
-    from bayespref.likelihood import ProbitBinomialLogp, probit_binomial_logp
+    from bayespref.model.choice import first_choice_z
+    from bayespref.model.likelihood import ProbitBinomialLogp, probit_binomial_logp
 
     cells = data.cells
     a_idx, b_idx = cells["a_idx"].to_numpy(), cells["b_idx"].to_numpy()
@@ -61,7 +61,7 @@ def _hessian_block(likelihood):
     vectorized over the block's unit directions."""
     import jax
 
-    from bayespref.approx import _HESSIAN_BLOCK
+    from bayespref.inference.approx import _HESSIAN_BLOCK
 
     gradient_in_mu = jax.grad(likelihood)
 
@@ -79,7 +79,7 @@ def measure(size: str, repeats: int, seed: int) -> list[dict]:
     from pymc.sampling.jax import get_jaxified_logp
 
     import bayespref as bp
-    from bayespref.model import build_model
+    from bayespref.model.builder import build_model
 
     simulation = simulate_size(size, seed)
     data = bp.load_choice_data(simulation.comparisons, simulation.tasks)

@@ -20,8 +20,8 @@ import numpy as np
 import pandas as pd
 
 import bayespref as bp
-from bayespref.baselines import fit_reference
-from bayespref.spec import ModelSpec
+from bayespref.analysis.baselines import fit_reference
+from bayespref.model.spec import ModelSpec
 
 MODELS = {
     "shared": ModelSpec(name="hierarchical-shared", noise="shared"),
@@ -84,8 +84,8 @@ def run(args: argparse.Namespace) -> pd.DataFrame:
                     "method": label,
                     **score(predicted, chose_first),
                     "wall_s": wall,
-                    "divergences": result.diagnostics["divergences"],
-                    "max_rhat": result.diagnostics["max_r_hat"],
+                    "divergences": result.diagnostics.measures["divergences"],
+                    "max_rhat": result.diagnostics.measures["max_r_hat"],
                 }
             )
             print(rows[-1], flush=True)

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 import bayespref as bp
-from bayespref.compare import compare
+from bayespref.checks.loo import compare
 
 
 def main() -> None:

@@ -33,9 +33,9 @@ import pandas as pd
 from run import parse_size, posterior_row, simulate_size, write_table
 
 import bayespref as bp
-from bayespref.posterior import reported_variables
-from bayespref.simulate import Simulation, SimulationConfig
-from bayespref.spec import ModelSpec
+from bayespref.data.simulation import Simulation, SimulationConfig
+from bayespref.model.spec import ModelSpec
+from bayespref.posterior.draws import reported_variables
 
 # float32 between two float64 fits: their times bracket it, and the second float64 fit measures
 # how far z strays between two runs that differ only in their seed.
@@ -124,9 +124,9 @@ def likelihood_gap(fitted: bp.Fit, simulation: Simulation, draws: int = 200) -> 
     import jax
     import jax.numpy as jnp
 
-    from bayespref import posterior as post
-    from bayespref.choice import first_choice_z
-    from bayespref.likelihood import probit_binomial_cells
+    from bayespref.model.choice import first_choice_z
+    from bayespref.model.likelihood import probit_binomial_cells
+    from bayespref.posterior import draws as post
 
     cells = bp.load_choice_data(simulation.comparisons, simulation.tasks).cells
     posterior = fitted.idata["posterior"].to_dataset()

@@ -68,7 +68,7 @@ def generate(path: Path, rows: int, n_tasks: int, seed: int = 0) -> None:
 
 def _load_module(reference: str | None):
     if reference is None:
-        from bayespref import data
+        from bayespref.data import comparisons as data
 
         return data
     spec = importlib.util.spec_from_file_location("reference_data", reference)

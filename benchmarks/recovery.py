@@ -31,13 +31,13 @@ def main() -> None:
     mu = draws(result.posterior, "mu")
     low, high = np.quantile(mu, [0.05, 0.95], axis=1)
     bias = result.params.set_index("name").loc["position_bias"]
-    diagnostics = result.diagnostics
+    measures, sampler = result.diagnostics.measures, result.diagnostics.sampler
     print(
         f"pearson {np.corrcoef(mu.mean(axis=1), truth)[0, 1]:.3f}  "
         f"coverage90 {np.mean((truth >= low) & (truth <= high)):.3f}  "
         f"position_bias {bias['mean']:.3f} [{bias['low']:.3f}, {bias['high']:.3f}] (truth 0.3)  "
-        f"max_rhat {diagnostics['max_r_hat']:.4f}  min_ess {diagnostics['min_ess_bulk']:.0f}  "
-        f"divergences {diagnostics['divergences']}  wall {diagnostics['sampler']['wall_seconds']} s"
+        f"max_rhat {measures['max_r_hat']:.4f}  min_ess {measures['min_ess_bulk']:.0f}  "
+        f"divergences {measures['divergences']}  wall {sampler['wall_seconds']} s"
     )
 
 

@@ -5,7 +5,7 @@ Each (size, method) runs in its own process so that peak memory is its own. Meth
              without the pointwise log-likelihood (a separate, optional cost at large sizes);
              benchmarks/precision.py checks that float32 gives the float64 posterior
   bayespref64  the same in float64 (precision "float64")
-  approx     the same model, `--method approx` (Laplace approximation, bayespref/approx.py)
+  approx     the same model, `--method approx` (Laplace, bayespref/inference/approx.py)
   pymc       the same PyMC model with PyMC's own NUTS sampler (4 chains, 2 at a time on 2 cores)
   nutpie     the same PyMC model with nutpie (numba backend), default settings
   mle        the reference maximum-likelihood Thurstone fit (L-BFGS), the speed floor
@@ -136,7 +136,7 @@ def measure(size: str, method: str, seed: int) -> dict:
     simulation = simulate_size(size, seed)
     started = time.perf_counter()
     if method == "mle":
-        from bayespref.baselines import fit_reference
+        from bayespref.analysis.baselines import fit_reference
 
         reference = fit_reference(simulation.comparisons)
         wall = time.perf_counter() - started
@@ -154,7 +154,7 @@ def measure(size: str, method: str, seed: int) -> dict:
         wall = time.perf_counter() - started
         row = posterior_row(result.idata, result.tasks, simulation.truth, wall)
         if method == "approx":  # where the time went
-            info = result.diagnostics
+            info = result.diagnostics.measures
             row["note"] = (
                 f"optimizer {info['seconds_optimizing']:.0f} s ({info['optimizer_iterations']} "
                 f"iterations), Hessian {info['seconds_hessian']:.0f} s"
@@ -162,7 +162,7 @@ def measure(size: str, method: str, seed: int) -> dict:
     elif method in ("pymc", "nutpie"):
         import pymc as pm
 
-        from bayespref.model import build_model
+        from bayespref.model.builder import build_model
 
         data = bp.load_choice_data(simulation.comparisons, simulation.tasks)
         # PyMC 6 picks nutpie by itself when it is installed: name the sampler explicitly.
@@ -173,7 +173,7 @@ def measure(size: str, method: str, seed: int) -> dict:
         row = posterior_row(idata, data.tasks, simulation.truth, wall)
     else:
         raise SystemExit(f"unknown method '{method}'; known: {', '.join(METHODS)}")
-    from bayespref.device import describe
+    from bayespref.inference.device import describe
 
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return {"size": size, "method": method, **row, "peak_mb": peak, "device": describe()}

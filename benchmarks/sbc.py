@@ -34,8 +34,8 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from scipy.stats import binom  # noqa: E402
 
-from bayespref.fit import SamplerSettings  # noqa: E402
-from bayespref.sbc import SEED_STRIDE, replication_ranks, uniformity  # noqa: E402
+from bayespref.inference.settings import SamplerSettings  # noqa: E402
+from bayespref.workflows.sbc import SEED_STRIDE, replication_ranks, uniformity  # noqa: E402
 
 BINS = 10
 COLUMNS = 5

@@ -13,14 +13,14 @@ import pytest
 from typer.testing import CliRunner
 
 import bayespref as bp
-from bayespref import active
-from bayespref.active import ActiveSettings, initial_degree, movement, run_active
-from bayespref.cli import app
+from bayespref.cli.app import app
 from bayespref.collect.engines import EngineOptions
 from bayespref.collect.engines.simulated import SimulatedEngine
 from bayespref.collect.runner import CollectConfig
 from bayespref.collect.store import CollectError
-from bayespref.locking import EMPTY_LOCK_GRACE_S
+from bayespref.io.locking import EMPTY_LOCK_GRACE_S
+from bayespref.workflows import active
+from bayespref.workflows.active import ActiveSettings, initial_degree, movement, run_active
 
 CONFIG = CollectConfig(engine="simulated", model="simulator", seed=4)
 SETTINGS = ActiveSettings(
@@ -177,7 +177,7 @@ def test_cli_active_run_and_rerun(truth_dir, tmp_path):
     assert again.exit_code == 0 and "round 0: 12 new pairs, 24 trials" in again.output
 
 
-ENTRY = "from bayespref.cli import app; app()"
+ENTRY = "from bayespref.cli.app import app; app()"
 
 
 @pytest.mark.slow

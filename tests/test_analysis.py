@@ -7,8 +7,8 @@ import pandas as pd
 import pytest
 from numpy.testing import assert_allclose
 
-from bayespref import analysis
-from bayespref.fit import load_fit
+from bayespref.analysis import rates as analysis
+from bayespref.posterior.fit import load_fit
 
 
 def test_wilson_interval_matches_the_textbook_value():

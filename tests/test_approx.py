@@ -11,10 +11,10 @@ from conftest import interval_coverage
 from typer.testing import CliRunner
 
 import bayespref as bp
-from bayespref.approx import spread_marginal, task_information
-from bayespref.cli import app
-from bayespref.fit import APPROX_LABEL
-from bayespref.posterior import draws
+from bayespref.cli.app import app
+from bayespref.inference.approx import spread_marginal, task_information
+from bayespref.posterior.draws import draws
+from bayespref.workflows.fitting import APPROX_LABEL
 
 
 @pytest.fixture(scope="module")
@@ -46,9 +46,9 @@ def test_recovers_utilities_with_calibrated_intervals(approximate):
 
 def test_every_output_says_approximate(approximate, tmp_path):
     _, result = approximate
-    assert result.diagnostics["approximate"] is True
-    assert result.diagnostics["passed"] and result.diagnostics["max_abs_gradient"] < 1e-2
-    assert result.diagnostics["sampler"]["precision"] == "float64"  # auto: float32 is for NUTS
+    assert result.diagnostics.approximate is True
+    assert result.diagnostics.passed and result.diagnostics.measures["max_abs_gradient"] < 1e-2
+    assert result.diagnostics.sampler["precision"] == "float64"  # auto: float32 is for NUTS
     assert result.idata.attrs["method"] == "approx"
     assert (result.utilities["method"] == APPROX_LABEL).all()
     assert (result.params["method"] == APPROX_LABEL).all()
@@ -155,6 +155,6 @@ def test_nearly_deterministic_choices_fail_the_diagnostics():
         progressbar=False,
         log_likelihood=False,
     )
-    assert result.diagnostics["near_certain_share"] > 0.5
-    assert not result.diagnostics["passed"]
-    assert any("too narrow; use NUTS" in reason for reason in result.diagnostics["reasons"])
+    assert result.diagnostics.measures["near_certain_share"] > 0.5
+    assert not result.diagnostics.passed
+    assert any("too narrow; use NUTS" in reason for reason in result.diagnostics.reasons)

@@ -5,7 +5,7 @@ import pandas as pd
 from scipy.optimize import check_grad
 
 import bayespref as bp
-from bayespref.baselines import fit_reference, penalized_objective, reference_cells
+from bayespref.analysis.baselines import fit_reference, penalized_objective, reference_cells
 
 
 def test_reference_mle_recovers_order_and_counts_refusals_as_second_wins():

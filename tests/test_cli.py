@@ -3,7 +3,7 @@ from __future__ import annotations
 import pandas as pd
 from typer.testing import CliRunner
 
-from bayespref.cli import app
+from bayespref.cli.app import app
 
 runner = CliRunner()
 

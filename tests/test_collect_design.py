@@ -8,7 +8,7 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
 from bayespref.collect.design import pair_design, rating_design
-from bayespref.data import DataError
+from bayespref.errors import DataError
 
 IDS = [f"task{i:02d}" for i in range(12)]
 

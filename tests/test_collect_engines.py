@@ -16,14 +16,14 @@ import typer
 from scipy.special import expit, ndtr
 from typer.testing import CliRunner
 
-from bayespref.collect.command import collect_command
+from bayespref.cli.collect import collect_command
 from bayespref.collect.engines import EngineOptions, Generation, Request, make_engine
 from bayespref.collect.engines.base import label_probability
 from bayespref.collect.engines.openai import HttpSettings, OpenAIEngine
 from bayespref.collect.engines.simulated import SimulatedEngine
 from bayespref.collect.parse import parse_choice
 from bayespref.collect.templates import load_template
-from bayespref.tasks import load_shipped
+from bayespref.data.tasks import load_shipped
 
 PRE = load_template("pre-task-revealed")
 DECLINED = set(load_shipped(["decline"])["prompt"])

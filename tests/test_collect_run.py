@@ -14,14 +14,14 @@ import typer
 from typer.testing import CliRunner
 
 import bayespref as bp
-from bayespref.collect.command import collect_command
-from bayespref.data import read_comparisons
+from bayespref.cli.collect import collect_command
+from bayespref.data.comparisons import read_comparisons
 
 app = typer.Typer()
 app.command()(collect_command)
 runner = CliRunner()
 ENTRY = (
-    "import typer; from bayespref.collect.command import collect_command; "
+    "import typer; from bayespref.cli.collect import collect_command; "
     "typer.run(collect_command)"
 )
 

@@ -5,7 +5,7 @@ import re
 import pytest
 
 from bayespref.collect.templates import Scale, available_templates, load_template
-from bayespref.data import DataError
+from bayespref.errors import DataError
 
 FIRST = "Write a haiku about rain."
 SECOND = "Solve 2 + 2."

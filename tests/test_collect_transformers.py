@@ -18,8 +18,9 @@ pytest.importorskip("gguf")
 from bayespref.collect import CollectConfig, collect  # noqa: E402
 from bayespref.collect.engines import EngineOptions, Generation, Request, make_engine  # noqa: E402
 from bayespref.collect.templates import load_template  # noqa: E402
-from bayespref.data import CHOICES, read_comparisons  # noqa: E402
-from bayespref.tasks import load_shipped, stratified_sample  # noqa: E402
+from bayespref.data.cells import CHOICES  # noqa: E402
+from bayespref.data.comparisons import read_comparisons  # noqa: E402
+from bayespref.data.tasks import load_shipped, stratified_sample  # noqa: E402
 
 
 @pytest.fixture(scope="module")

@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 import bayespref as bp
-from bayespref.compare import COMPARE_COLUMNS, compare
+from bayespref.checks.loo import COMPARE_COLUMNS, compare
 
 SETTINGS = bp.SamplerSettings(chains=2, draws=300, tune=300, seed=2)
 

@@ -6,15 +6,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bayespref.data import (
-    DataError,
-    DataWarning,
-    data_hash,
-    load_choice_data,
-    read_comparisons,
-    read_table,
-    read_tasks,
-)
+from bayespref.data.choice_data import data_hash, load_choice_data
+from bayespref.data.comparisons import read_comparisons, read_tasks
+from bayespref.errors import DataError, DataWarning
+from bayespref.io.tables import read_table
 
 
 def write(tmp_path, name: str, text: str | bytes):

@@ -5,7 +5,7 @@ import subprocess
 import sys
 import threading
 
-from bayespref import device
+from bayespref.inference import device
 
 
 def _run(code: str) -> subprocess.CompletedProcess:

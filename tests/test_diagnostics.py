@@ -7,8 +7,8 @@ import pytest
 import xarray as xr
 from arviz_stats.base import array_stats
 
-from bayespref.diagnostics import convergence
-from bayespref.rank_diagnostics import rhat_and_bulk_ess
+from bayespref.checks.convergence import convergence
+from bayespref.checks.rank_diagnostics import rhat_and_bulk_ess
 
 
 def _chains(chains: int, draws: int, rng: np.random.Generator) -> np.ndarray:

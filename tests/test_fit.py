@@ -12,8 +12,8 @@ import xarray as xr
 from conftest import FAST, interval_coverage
 
 import bayespref as bp
-from bayespref.posterior import draws
-from bayespref.summaries import PARAM_COLUMNS, UTILITY_COLUMNS
+from bayespref.analysis.summaries import PARAM_COLUMNS, UTILITY_COLUMNS
+from bayespref.posterior.draws import draws
 
 
 @pytest.fixture(scope="module")
@@ -38,8 +38,8 @@ def test_recovers_utilities_and_position_bias(recovery):
     assert bias["low"] <= 0.3 <= bias["high"]
     truth = simulation.truth.set_index("task_id").loc[result.tasks["task_id"], "mu"].to_numpy()
     assert 0.80 <= interval_coverage(draws(result.posterior, "mu"), truth, 0.90) <= 0.97
-    assert result.diagnostics["max_r_hat"] <= 1.01
-    assert result.diagnostics["divergences"] == 0
+    assert result.diagnostics.measures["max_r_hat"] <= 1.01
+    assert result.diagnostics.measures["divergences"] == 0
 
 
 def test_posterior_predictions_are_calibrated_on_new_pairs(recovery):
@@ -161,10 +161,10 @@ def test_float32_gives_the_float64_posterior(small_simulation, small_fit_dir):
         settings=replace(FAST, seed=2, precision="float64"),
         progressbar=False,
     )
-    assert single.diagnostics["sampler"]["precision"] == "float64"
-    assert reference.diagnostics["sampler"]["precision"] == "float32"  # auto
+    assert single.diagnostics.sampler["precision"] == "float64"
+    assert reference.diagnostics.sampler["precision"] == "float32"  # auto
     assert reference.idata["posterior"]["mu"].dtype == np.float32
-    assert single.diagnostics["divergences"] == 0
+    assert single.diagnostics.measures["divergences"] == 0
     # Independent runs (seeds 1 and 2): the means differ by Monte Carlo error only.
     mcse = [az.mcse(fitted.idata, var_names=["mu"])["mu"].values for fitted in (reference, single)]
     z = (single.utilities["mu_mean"] - reference.utilities["mu_mean"]) / np.hypot(*mcse)
@@ -178,7 +178,7 @@ def test_float32_fit_shows_a_progress_bar():
     result = bp.fit(
         simulation.comparisons, settings=bp.SamplerSettings(chains=2, draws=50, tune=50)
     )
-    assert result.diagnostics["sampler"]["precision"] == "float32"
+    assert result.diagnostics.sampler["precision"] == "float32"
 
 
 def test_precision_is_checked():
@@ -205,8 +205,8 @@ def test_per_task_noise_samples_without_divergences():
         settings=bp.SamplerSettings(draws=500, tune=500, seed=2),
         progressbar=False,
     )
-    assert result.diagnostics["divergences"] == 0
-    assert result.diagnostics["max_r_hat"] <= 1.02
+    assert result.diagnostics.measures["divergences"] == 0
+    assert result.diagnostics.measures["max_r_hat"] <= 1.02
     assert (result.utilities["sigma_sd"] > 0).all()
     params = result.params.set_index("name")
     sigma_dataset = params.filter(like="sigma_dataset", axis=0)
@@ -232,7 +232,7 @@ def test_realistic_sparse_near_deterministic_data_stay_calibrated():
     assert np.abs(mu.mean(axis=1)).max() < 1.5 * np.abs(truth["mu"]).max()
     sigma = result.params.set_index("name")["mean"].filter(like="sigma_dataset")
     assert sigma.between(0.5, 2.0).all()
-    assert result.diagnostics["divergences"] == 0
+    assert result.diagnostics.measures["divergences"] == 0
 
 
 def test_a_second_process_writing_the_same_fit_is_refused(small_fit_dir, tmp_path):
@@ -254,7 +254,7 @@ def test_a_second_process_writing_the_same_fit_is_refused(small_fit_dir, tmp_pat
 def test_a_save_that_dies_midway_leaves_no_complete_looking_folder(
     small_fit_dir, tmp_path, monkeypatch
 ):
-    fit_module = importlib.import_module("bayespref.fit")  # bp.fit is the function
+    fit_module = importlib.import_module("bayespref.posterior.fit")
     fitted = bp.load_fit(small_fit_dir)
     target = tmp_path / "target"
 

@@ -14,15 +14,17 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import bayespref as bp
-from bayespref import data
-from bayespref.cells import HASHED
-from bayespref.data import CHOICES, DataError, DataWarning, load_choice_data, read_comparisons
-from bayespref.spec import SpecError, resolve_spec
+from bayespref.data.cells import CHOICES, HASHED
+from bayespref.data.choice_data import data_hash, load_choice_data
+from bayespref.data.comparisons import read_comparisons
+from bayespref.errors import DataError, DataWarning, SpecError
+from bayespref.io import tables
+from bayespref.model.spec import resolve_spec
 
 FUZZ = settings(
     max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
-CHUNK_ROWS = data.CHUNK_ROWS
+CHUNK_ROWS = tables.CHUNK_ROWS
 
 
 @FUZZ
@@ -133,7 +135,7 @@ def test_non_utf8_bytes_in_jsonl_and_after_the_first_block_are_located(tmp_path,
     ):
         read_comparisons(path)
     # Blocks of 5 bytes split a valid two-byte character before the bad byte.
-    monkeypatch.setattr(data, "_BLOCK_BYTES", 5)
+    monkeypatch.setattr(tables, "_BLOCK_BYTES", 5)
     raw = b"task_a,task_b,choice\n" + "é,y,a\n".encode() * 5 + b"x,\xff,b\n"
     path = tmp_path / "c.csv"
     path.write_bytes(raw)
@@ -168,7 +170,7 @@ def test_huge_files_are_read_in_chunks_with_the_same_result(
     path = _write(small_simulation.comparisons, tmp_path / f"c{suffix}")
     whole = load_choice_data(path, small_simulation.tasks)
     whole_table = read_comparisons(path)
-    monkeypatch.setattr(data, "CHUNK_ROWS", 97)
+    monkeypatch.setattr(tables, "CHUNK_ROWS", 97)
     chunked = load_choice_data(path, small_simulation.tasks)
     for name in ("tasks", "cells", "task_counts"):
         pd.testing.assert_frame_equal(getattr(whole, name), getattr(chunked, name))
@@ -178,7 +180,7 @@ def test_huge_files_are_read_in_chunks_with_the_same_result(
 
 
 def test_errors_in_later_chunks_name_the_row_in_the_file(tmp_path, monkeypatch):
-    monkeypatch.setattr(data, "CHUNK_ROWS", 3)
+    monkeypatch.setattr(tables, "CHUNK_ROWS", 3)
     rows = ["task_a,task_b,choice,dataset_a,dataset_b"] + ["x,y,a,d1,d2"] * 6
     path = tmp_path / "c.csv"
     path.write_text("\n".join([*rows, "x,y,first,d1,d2"]) + "\n")
@@ -219,10 +221,10 @@ def test_data_hash_is_the_sorted_trials_csv_so_old_fits_still_compare():
         }
     )
     canonical = frame[HASHED].sort_values(HASHED).to_csv(index=False)
-    assert data.data_hash(frame) == hashlib.sha256(canonical.encode()).hexdigest()[:16]
+    assert data_hash(frame) == hashlib.sha256(canonical.encode()).hexdigest()[:16]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DataWarning)
-        assert load_choice_data(frame).data_hash == data.data_hash(frame)
+        assert load_choice_data(frame).data_hash == data_hash(frame)
 
 
 TRIALS = st.lists(
@@ -244,7 +246,7 @@ def test_any_table_reads_the_same_whole_or_in_chunks(tmp_path, monkeypatch, tria
     path = _write(frame, tmp_path / "c.csv")
     results = []
     for rows in (CHUNK_ROWS, chunk_rows):
-        monkeypatch.setattr(data, "CHUNK_ROWS", rows)
+        monkeypatch.setattr(tables, "CHUNK_ROWS", rows)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", DataWarning)
             try:

@@ -9,13 +9,13 @@ from pymc.sampling.jax import get_jaxified_logp
 from scipy.special import erfcx, log_ndtr
 
 import bayespref as bp
-from bayespref.likelihood import (
+from bayespref.model.builder import build_model
+from bayespref.model.likelihood import (
     ProbitBinomialLogp,
     log_phi,
     probit_binomial_cells,
     probit_binomial_slope,
 )
-from bayespref.model import build_model
 
 # Both sides of every switch, and values far beyond them.
 Z = np.concatenate(

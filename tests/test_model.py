@@ -8,8 +8,8 @@ import pytest
 from scipy.special import gammaln, log_ndtr
 
 import bayespref as bp
-from bayespref.model import build_model
-from bayespref.spec import OPTIONS, ModelSpec
+from bayespref.model.builder import build_model
+from bayespref.model.spec import OPTIONS, ModelSpec
 
 
 def evaluate(model, names: list[str], point: dict) -> list[np.ndarray]:

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 import bayespref as bp
-from bayespref.compare import compare
+from bayespref.checks.loo import compare
 
 SETTINGS = bp.SamplerSettings(chains=2, draws=400, tune=400, seed=4)
 

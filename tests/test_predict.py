@@ -6,7 +6,7 @@ import pytest
 from scipy.special import ndtr
 
 import bayespref as bp
-from bayespref import posterior as post
+from bayespref.posterior import draws as post
 
 
 def test_predictions_match_a_direct_computation_from_draws(small_fit_dir):

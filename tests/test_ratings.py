@@ -8,14 +8,14 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
-import typer
 from numpy.testing import assert_array_equal
 from scipy.stats import spearmanr
 from typer.testing import CliRunner
 
-from bayespref import ratings as rt
-from bayespref.data import DataError
-from bayespref.report_command import ratings_app
+from bayespref.analysis import ratings as rt
+from bayespref.cli.app import app
+from bayespref.errors import DataError
+from bayespref.report import figures
 
 
 def table(ratings: dict[str, list], scale: str = "1-5", model: str = "m", template: str = "t"):
@@ -62,7 +62,7 @@ def test_constant_ratings_give_maximal_kl_and_an_undefined_icc():
     assert summary["kl_from_uniform"] == pytest.approx(math.log(5))
     assert np.isnan(summary["icc1"])
     assert np.isnan(rt.icc1(np.array(["a", "b"]), np.array([1.0, 2.0])))  # nobody rated twice
-    rt.discrimination_plot(rt.summarize(ratings))  # NaN ICC is drawn, not a crash
+    figures.discrimination_plot(rt.summarize(ratings))  # NaN ICC is drawn, not a crash
 
 
 def test_summary_describes_a_model_that_says_4_to_almost_everything():
@@ -128,8 +128,6 @@ def test_ratings_analyze_command(tmp_path):
     ratings.loc[0, "rating"] = np.nan  # an unparsed answer: an empty cell in the CSV
     path = tmp_path / "ratings.csv"
     ratings.to_csv(path, index=False)
-    app = typer.Typer()
-    app.add_typer(ratings_app, name="ratings")
     result = CliRunner().invoke(app, ["ratings", "analyze", str(path)])
     assert result.exit_code == 0, result.output
     out = tmp_path / "ratings_analysis"
@@ -147,8 +145,6 @@ def test_ratings_analyze_correlates_the_ordinal_model_with_a_fit(tmp_path):
     ratings.to_csv(path, index=False)
     utilities = tmp_path / "utilities.csv"
     pd.DataFrame({"task_id": theta.index, "mu_mean": theta.to_numpy()}).to_csv(utilities)
-    app = typer.Typer()
-    app.add_typer(ratings_app, name="ratings")
     args = ["ratings", "analyze", str(path), "--out", str(tmp_path / "out")]
     result = CliRunner().invoke(app, [*args, "--utilities", str(utilities), "--draws", "50"])
     assert result.exit_code == 0, result.output

@@ -10,13 +10,12 @@ from html.parser import HTMLParser
 import numpy as np
 import pandas as pd
 import pytest
-import typer
 from typer.testing import CliRunner
 
 import bayespref as bp
-from bayespref import plots
-from bayespref.report import SECTIONS, report
-from bayespref.report_command import report_command
+from bayespref.cli.app import app
+from bayespref.report import figures as plots
+from bayespref.report.html import SECTIONS, report
 
 PNG = b"\x89PNG\r\n\x1a\n"
 ALWAYS = ["utilities-by-dataset", "ranked-utilities", "noise", "position", "refusal"]
@@ -131,12 +130,12 @@ def test_ranking_stays_readable_with_thousands_of_tasks():
 
 
 def test_report_command_writes_the_page_and_fails_with_exit_2(small_fit_dir, tmp_path):
-    app = typer.Typer()
-    app.command()(report_command)
-    result = CliRunner().invoke(app, [str(small_fit_dir), "--out", str(tmp_path / "r.html")])
+    args = ["report", str(small_fit_dir), "--out", str(tmp_path / "r.html")]
+    result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     assert (tmp_path / "r.html").exists() and (tmp_path / "r_files" / "noise.png").exists()
-    result = CliRunner().invoke(app, [str(tmp_path / "missing"), "--out", str(tmp_path / "x.html")])
+    missing = ["report", str(tmp_path / "missing"), "--out", str(tmp_path / "x.html")]
+    result = CliRunner().invoke(app, missing)
     assert result.exit_code == 2 and "error:" in result.output
 
 

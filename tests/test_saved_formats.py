@@ -16,7 +16,7 @@ import pandas as pd
 from typer.testing import CliRunner
 
 import bayespref as bp
-from bayespref.cli import app
+from bayespref.cli.app import app
 
 BEFORE = Path(__file__).parent / "fixtures" / "before_layout"
 RUN_ARGS = ["--degree", "3", "--samples", "2", "--seed", "4", "--batch-size", "12"]
@@ -39,7 +39,7 @@ def shard_records(out: Path) -> list[dict]:
 def test_a_fit_folder_from_before_loads_and_predicts():
     fit = bp.load_fit(BEFORE / "fit")
     assert fit.spec.name == "hierarchical" and len(fit.tasks) == 12
-    assert fit.diagnostics["data"]["n_trials"] == 200
+    assert fit.diagnostics.data.n_trials == 200
     pairs = pd.DataFrame({"task_a": ["t00000", "t00003"], "task_b": ["t00001", "t00000"]})
     predicted = bp.predict(fit, pairs)
     assert np.all(predicted["p_first_low"] < predicted["p_first_mean"])

@@ -7,9 +7,10 @@ import pandas as pd
 import pytest
 from scipy.special import expit
 
-from bayespref.choice import first_choice_probability
-from bayespref.fit import SamplerSettings
-from bayespref.sbc import (
+from bayespref.inference.settings import SamplerSettings
+from bayespref.model.choice import first_choice_probability
+from bayespref.model.spec import resolve_spec
+from bayespref.workflows.sbc import (
     RANKED,
     design_effect,
     prior_draw,
@@ -17,7 +18,6 @@ from bayespref.sbc import (
     sbc_ranks,
     uniformity,
 )
-from bayespref.spec import resolve_spec
 
 
 def test_small_sbc_ranks_are_not_far_from_uniform():

@@ -8,9 +8,7 @@ import pytest
 from typer.testing import CliRunner
 
 import bayespref as bp
-from bayespref.cli import app
-from bayespref.select import (
-    SelectError,
+from bayespref.analysis.selection import (
     _candidates,
     _codes,
     _reference,
@@ -18,6 +16,8 @@ from bayespref.select import (
     information,
     select,
 )
+from bayespref.cli.app import app
+from bayespref.errors import SelectError
 
 STRATEGIES = ("posterior", "random", "reference")
 

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 import bayespref as bp
-from bayespref.data import read_comparisons
+from bayespref.data.comparisons import read_comparisons
 
 
 def unanimous_share(comparisons: pd.DataFrame) -> float:

@@ -2,7 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from bayespref.spec import ModelSpec, SpecError, available_models, resolve_spec
+from bayespref.errors import SpecError
+from bayespref.model.spec import ModelSpec, available_models, resolve_spec
 
 
 def test_default_and_named_models_resolve():

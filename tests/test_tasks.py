@@ -6,8 +6,7 @@ import types
 import pandas as pd
 import pytest
 
-from bayespref.data import DataError
-from bayespref.tasks import (
+from bayespref.data.tasks import (
     SHIPPED_CATEGORIES,
     alpaca_task,
     load_hub,
@@ -20,6 +19,7 @@ from bayespref.tasks import (
     tasks_from_rows,
     wildchat_task,
 )
+from bayespref.errors import DataError
 
 
 def test_shipped_samples_follow_the_contract():

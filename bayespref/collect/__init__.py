@@ -1,5 +1,9 @@
-"""Collecting choices from a model: templates, pair design, engines, parsing, a resumable
-store. The command is `bayespref collect` (command.py); the library entry point is `collect`."""
+"""Layer 5, collect: asking a model for choices and ratings: templates, pair design, engines,
+parsing, a resumable store and the runner. The command is `bayespref collect`
+(`bayespref/cli/collect.py`); the library entry point is `collect`.
+
+Imports only `errors`, `io`, `data` and `model`.
+"""
 
 from bayespref.collect.runner import CollectConfig, CollectResult, collect, preview
 

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from bayespref.data import DataError
+from bayespref.errors import DataError
 
 CANDIDATES = 8  # draws per cycle or matching, the one adding the most new edges is kept
 

@@ -22,10 +22,12 @@ from bayespref.collect.design import pair_design, rating_design
 from bayespref.collect.engines import Engine, EngineOptions, Generation, Request, Response
 from bayespref.collect.engines import make_engine as start_engine
 from bayespref.collect.parse import parse_choice, parse_rating
-from bayespref.collect.store import CollectError, RunStore
+from bayespref.collect.store import RunStore
 from bayespref.collect.templates import Template, load_template
-from bayespref.data import DEFAULT_CONDITION, validate_comparisons, write_table
-from bayespref.tasks import validate_task_set
+from bayespref.data.comparisons import DEFAULT_CONDITION, validate_comparisons
+from bayespref.data.tasks import validate_task_set
+from bayespref.errors import CollectError
+from bayespref.io.tables import write_table
 
 MANIFEST_FORMAT = 1
 FAILED_BATCHES_LIMIT = 3  # consecutive batches that fail whole stop the run
@@ -76,7 +78,7 @@ def _hash(payload: object) -> str:
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
 
-def _generation(config: CollectConfig, template: Template) -> Generation:
+def generation_of(config: CollectConfig, template: Template) -> Generation:
     return Generation(
         temperature=config.temperature,
         max_tokens=config.max_tokens or template.max_tokens,
@@ -87,7 +89,7 @@ def _generation(config: CollectConfig, template: Template) -> Generation:
 def plan(config: CollectConfig, tasks: pd.DataFrame, template: Template) -> list[Trial]:
     """The run's trials in the order they are asked (seeded, so reruns plan the same list)."""
     prompt = dict(zip(tasks["task_id"], tasks["prompt"], strict=True))
-    generation = _generation(config, template)
+    generation = generation_of(config, template)
     if template.kind == "choice":
         units = [
             ((a, b), sample)
@@ -142,7 +144,7 @@ def manifest_config(config: CollectConfig, tasks: pd.DataFrame, template: Templa
     """The part of the manifest a rerun must match."""
     return {
         **asdict(config),
-        "max_tokens": _generation(config, template).max_tokens,
+        "max_tokens": generation_of(config, template).max_tokens,
         "template": template.name,
         "template_sha": template.sha,
         "tasks": {"n": len(tasks), "hash": _tasks_hash(tasks)},
@@ -243,6 +245,52 @@ def _ask(engine: Engine, trials: list[Trial], template: Template, condition: str
         return [Response(error=f"{type(error).__name__}: {error}")] * len(trials)
 
 
+def start_engine_for(
+    config: CollectConfig, template: Template, options: EngineOptions | None = None
+) -> Engine:
+    """The engine a configuration asks for, with the template's generation settings."""
+    return start_engine(
+        config.engine,
+        config.model,
+        generation_of(config, template),
+        options or EngineOptions(),
+        config.seed,
+    )
+
+
+def answer_pending(
+    store: RunStore,
+    trials: list[Trial],
+    template: Template,
+    condition: str,
+    engine: Callable[[], Engine],
+    batch_size: int,
+    progress: Callable[[int, int], None] | None = None,
+) -> str | None:
+    """Ask for every trial without an answer in the store, a batch at a time, appending each
+    batch's records. `engine()` gives the engine, started when first needed. Returns None, or
+    the last error when FAILED_BATCHES_LIMIT batches in a row failed whole (the loop then stops).
+
+    `progress(answered, planned)` is called before the first batch and after each."""
+    answered = _answered(store.records())
+    pending = [trial for trial in trials if trial.key not in answered]
+    done = len(trials) - len(pending)
+    if progress:
+        progress(done, len(trials))
+    failed_in_row = 0
+    for start in range(0, len(pending), batch_size):
+        batch = pending[start : start + batch_size]
+        responses = _ask(engine(), batch, template, condition)
+        store.append([_record(t, r) for t, r in zip(batch, responses, strict=True)])
+        done += sum(response.error is None for response in responses)
+        if progress:
+            progress(done, len(trials))
+        failed_in_row = failed_in_row + 1 if all(r.error for r in responses) else 0
+        if failed_in_row == FAILED_BATCHES_LIMIT:
+            return responses[-1].error
+    return None
+
+
 def collect(
     config: CollectConfig,
     tasks: pd.DataFrame,
@@ -269,47 +317,31 @@ def collect(
         "bayespref_version": _package_version(),
     }
     out.mkdir(parents=True, exist_ok=True)
+    engines: list[Engine] = []
+
+    def engine() -> Engine:
+        if not engines:
+            engines.append(start_engine_for(config, template, options))
+        return engines[0]
+
     with RunStore(out) as store:
         previous = store.read_manifest()
         _check_manifest(previous, manifest["config"], out)
         manifest["created"] = (previous or {}).get("created") or datetime.now(UTC).isoformat()
         store.write_manifest(manifest)
-        answered = _answered(store.records())
-        pending = [trial for trial in trials if trial.key not in answered]
-        done = len(trials) - len(pending)
-        if progress:
-            progress(done, len(trials))
-        engine = None
-        failed_in_row = 0
-        for start in range(0, len(pending), batch_size):
-            batch = pending[start : start + batch_size]
-            if engine is None:
-                engine = start_engine(
-                    config.engine,
-                    config.model,
-                    _generation(config, template),
-                    options or EngineOptions(),
-                    config.seed,
-                )
-            responses = _ask(engine, batch, template, config.condition)
-            store.append([_record(t, r) for t, r in zip(batch, responses, strict=True)])
-            done += sum(response.error is None for response in responses)
-            if progress:
-                progress(done, len(trials))
-            failed_in_row = failed_in_row + 1 if all(r.error for r in responses) else 0
-            if failed_in_row == FAILED_BATCHES_LIMIT:
-                break
-        result = _finish(store, trials, config, template, tasks, manifest)
-    if failed_in_row == FAILED_BATCHES_LIMIT:
+        stopped = answer_pending(
+            store, trials, template, config.condition, engine, batch_size, progress
+        )
+        result = finish_run(store, trials, config, template, tasks, manifest)
+    if stopped is not None:
         raise CollectError(
             f"the engine failed on {FAILED_BATCHES_LIMIT} batches in a row, so the run stopped "
-            f"with {result.completed} of {result.planned} trials answered; last error: "
-            f"{responses[-1].error}"
+            f"with {result.completed} of {result.planned} trials answered; last error: {stopped}"
         )
     return result
 
 
-def _finish(
+def finish_run(
     store: RunStore,
     trials: list[Trial],
     config: CollectConfig,
@@ -317,6 +349,7 @@ def _finish(
     tasks: pd.DataFrame,
     manifest: dict,
 ) -> CollectResult:
+    """Write the table of every answered trial and the manifest's status."""
     records = store.records()
     table = _table(trials, records, config, template, tasks)
     path = store.out / OUTPUTS[template.kind]

@@ -10,25 +10,15 @@ Layout of `out/`:
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
-from bayespref.locking import FolderLock
+from bayespref.errors import CollectError
+from bayespref.io.atomic import write_atomically, write_json
+from bayespref.io.locking import FolderLock
 
 SHARDS = "shards"
 LOCK = ".lock"
 MANIFEST = "manifest.json"
-
-
-class CollectError(ValueError):
-    """A collection that cannot run as asked: a busy or mismatched folder, a failing engine."""
-
-
-def write_json(data: dict, path: Path) -> None:
-    """Write JSON atomically (temporary file in the same folder, then rename)."""
-    temporary = path.with_name(f".{path.name}.tmp")
-    temporary.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
-    os.replace(temporary, path)
 
 
 class RunStore:
@@ -43,7 +33,7 @@ class RunStore:
     def __enter__(self) -> RunStore:
         self.shards.mkdir(parents=True, exist_ok=True)
         self.lock.__enter__()
-        for leftover in self.shards.glob(".*.tmp"):  # from a process killed mid-write
+        for leftover in self.shards.glob(".*.tmp-*"):  # from a process killed mid-write
             leftover.unlink()
         names = [int(path.stem) for path in self.shards.glob("*.jsonl") if path.stem.isdigit()]
         self._next_shard = max(names, default=0) + 1
@@ -62,11 +52,8 @@ class RunStore:
     def append(self, records: list[dict]) -> None:
         """Write one shard holding `records` (one JSON object per line)."""
         path = self.shards / f"{self._next_shard:06d}.jsonl"
-        temporary = self.shards / f".{path.name}.tmp"
-        with temporary.open("w", encoding="utf-8") as shard:
-            for record in records:
-                shard.write(json.dumps(record, ensure_ascii=False) + "\n")
-        os.replace(temporary, path)
+        lines = "".join(json.dumps(record, ensure_ascii=False) + "\n" for record in records)
+        write_atomically(path, lines)
         self._next_shard += 1
 
     def records(self) -> dict[str, dict]:

@@ -12,7 +12,8 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
-from bayespref.data import DataError, where
+from bayespref.errors import DataError
+from bayespref.io.locations import where
 
 TEMPLATES_DIR = Path(__file__).parent / "templates"
 KINDS = ("choice", "rating")

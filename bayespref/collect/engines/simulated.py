@@ -12,9 +12,11 @@ import numpy as np
 import pandas as pd
 from scipy.special import expit
 
-from bayespref.choice import first_choice_probability, first_choice_z
 from bayespref.collect.engines.base import Generation, Request, Response
-from bayespref.data import DataError, read_table, require_columns, where
+from bayespref.errors import DataError
+from bayespref.io.locations import where
+from bayespref.io.tables import read_table, require_columns
+from bayespref.model.choice import first_choice_probability, first_choice_z
 
 TRUTH_FILES = ("tasks.csv", "truth.csv", "truth.json")
 REFUSAL_TEXT = "I'm sorry, but I can't help with either of these."

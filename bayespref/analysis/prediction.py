@@ -1,0 +1,96 @@
+"""P(first shown is chosen) for new pairs, from posterior draws (noise and position included)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from bayespref.analysis.summaries import INTERVAL_TAILS
+from bayespref.errors import DataError
+from bayespref.io.locations import listing, where
+from bayespref.io.tables import read_table, require_columns, text_column
+from bayespref.model.choice import first_choice_probability, first_choice_z
+from bayespref.posterior import draws as post
+from bayespref.posterior.fit import Fit, load_fit
+
+_CHUNK = 4096  # rows per block, so (rows x draws) arrays stay small
+
+
+def _task_indices(pairs: pd.DataFrame, fit: Fit, source: str) -> tuple[np.ndarray, np.ndarray]:
+    index_of = pd.Series(np.arange(len(fit.tasks)), index=fit.tasks["task_id"].to_numpy())
+    ids = {column: text_column(pairs, column, source) for column in ("task_a", "task_b")}
+    unknown = {column: ~values.isin(index_of.index).to_numpy() for column, values in ids.items()}
+    names = sorted(set().union(*(set(ids[c][unknown[c]]) for c in ids)))
+    if names:
+        row, column = min(
+            (int(np.flatnonzero(mask)[0]) + 1, c) for c, mask in unknown.items() if mask.any()
+        )
+        raise DataError(
+            f"{where(source, row, column)}: {len(names)} tasks were not in the fit: "
+            f"{listing(names, 10)}"
+        )
+    return index_of.reindex(ids["task_a"]).to_numpy(), index_of.reindex(ids["task_b"]).to_numpy()
+
+
+def predict(fit: Fit | str | Path, pairs: pd.DataFrame | str | Path) -> pd.DataFrame:
+    """The input rows plus `p_first_mean`, `p_first_low`, `p_first_high` (94% interval)."""
+    fit = fit if isinstance(fit, Fit) else load_fit(fit)
+    source = "<pairs>" if isinstance(pairs, pd.DataFrame) else str(pairs)
+    frame = pairs.copy() if isinstance(pairs, pd.DataFrame) else read_table(pairs)
+    require_columns(frame, ("task_a", "task_b"), source)
+    a_idx, b_idx = _task_indices(frame, fit, source)
+
+    conditions = _condition_indices(frame, fit, source)
+    mean, low, high = (np.empty(len(frame)) for _ in range(3))
+    for rows, probability in first_choice_draws(fit, a_idx, b_idx, conditions):
+        mean[rows] = probability.mean(axis=1)
+        low[rows], high[rows] = np.quantile(probability, INTERVAL_TAILS, axis=1)
+    return frame.assign(p_first_mean=mean, p_first_low=low, p_first_high=high)
+
+
+def _condition_indices(frame: pd.DataFrame, fit: Fit, source: str) -> np.ndarray:
+    """Each row's condition index; rows without a condition take the reference condition."""
+    if "condition" not in frame.columns or "mu_condition" not in fit.posterior:
+        return np.zeros(len(frame), dtype=np.int64)
+    names = text_column(frame, "condition", source, allow_empty=True)
+    names = names.where(names != "", fit.conditions[0])
+    unknown = ~names.isin(fit.conditions).to_numpy()
+    if unknown.any():
+        row = int(np.flatnonzero(unknown)[0]) + 1
+        raise DataError(
+            f"{where(source, row, 'condition')}: condition '{names.iloc[row - 1]}' is not in the "
+            f"fit (conditions: {listing(fit.conditions, 10)})"
+        )
+    return names.map({name: i for i, name in enumerate(fit.conditions)}).to_numpy()
+
+
+def first_choice_draws(
+    fit: Fit,
+    a_idx: np.ndarray,
+    b_idx: np.ndarray,
+    condition_idx: np.ndarray,
+    draws: int | None = None,
+):
+    """Yield (row slice, P(first chosen) shaped (rows, draws)) in blocks of rows, with noise,
+    position bias, condition shifts and lapse as the fit has them. `draws` thins the posterior."""
+    posterior = fit.posterior
+    if draws is not None and draws < post.n_samples(posterior):
+        posterior = posterior.thin({"draw": -(-post.n_samples(posterior) // draws)})
+    task_dataset = fit.tasks["dataset_idx"].to_numpy()
+    sigma = post.task_sigma(posterior, task_dataset)
+    position, by_dataset = post.position(posterior)
+    lapse = post.draws(posterior, "lapse") if "lapse" in posterior else 0.0
+    if "mu_condition" in posterior:
+        # Flatten (condition, task) rows as the model does.
+        n_conditions, n_tasks = len(fit.conditions), len(task_dataset)
+        mu = post.draws(posterior, "mu_condition").reshape(n_conditions * n_tasks, -1)
+        sigma, task_dataset = np.tile(sigma, (n_conditions, 1)), np.tile(task_dataset, n_conditions)
+        a_idx, b_idx = condition_idx * n_tasks + a_idx, condition_idx * n_tasks + b_idx
+    else:
+        mu = post.draws(posterior, "mu")
+    for start in range(0, len(a_idx), _CHUNK):
+        rows = slice(start, start + _CHUNK)
+        z = first_choice_z(mu, sigma, position, a_idx[rows], b_idx[rows], task_dataset, by_dataset)
+        yield rows, first_choice_probability(z, fit.spec.link, lapse)

@@ -1,0 +1,234 @@
+"""Stated ratings: how much a rating protocol discriminates between tasks, and an ordinal model.
+
+Per model and template: the distribution of ratings, the share at the modal value, the KL
+divergence of that distribution from uniform over the scale's allowed values (0 = uses the
+whole scale evenly; log K = always the same value), and the one-way random-effects ICC(1)
+across resamples of each task (between-task variance over total: 1 = resamples always agree and
+tasks differ, 0 = no signal about tasks). A protocol that says 4 to almost every task on 1-5 has a
+large KL and an ICC near zero or undefined; 1-100 scales that pile on multiples of 20 show up
+in the distribution and KL.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from scipy.stats import pearsonr, spearmanr
+
+from bayespref.analysis.summaries import INTERVAL_TAILS
+from bayespref.errors import DataError
+from bayespref.io.locations import where
+from bayespref.io.tables import read_table, require_columns
+
+GROUP = ["model", "template", "scale"]
+SUMMARY_COLUMNS = GROUP + [
+    "n_tasks",
+    "n_ratings",
+    "n_unparsed",
+    "modal_value",
+    "modal_share",
+    "kl_from_uniform",
+    "icc1",
+]
+_SCALE = re.compile(r"^\s*(-?\d+)\s*-\s*(-?\d+)(?:\s+without\s+(-?\d+))?\s*$")
+
+
+def allowed_values(scale: str) -> np.ndarray:
+    """The values a scale label allows: '1-5' -> 1..5, '1-5 without 3' -> 1, 2, 4, 5."""
+    match = _SCALE.match(str(scale))
+    if match is None or int(match[1]) >= int(match[2]):
+        raise DataError(f"scale '{scale}' is not of the form 'LOW-HIGH' or 'LOW-HIGH without N'")
+    values = np.arange(int(match[1]), int(match[2]) + 1)
+    return values[values != int(match[3])] if match[3] is not None else values
+
+
+def read_ratings(path: str | Path) -> pd.DataFrame:
+    """Read a ratings table (the collect contract); `model` and `template` default to '-'.
+    Ratings off their scale are errors naming the row."""
+    source = str(path)
+    frame = read_table(path)
+    require_columns(frame, ("task_id", "rating", "scale"), source)
+    return validate_ratings(frame, source)
+
+
+def validate_ratings(frame: pd.DataFrame, source: str = "<ratings>") -> pd.DataFrame:
+    """Ratings as numbers (empty = unparsed, NaN); text that is not a number, and numbers off
+    their row's scale, are errors naming the 1-based row."""
+    frame = frame.reset_index(drop=True)
+    for column in ("model", "template"):
+        frame[column] = frame[column].astype(str) if column in frame.columns else "-"
+    frame = frame.assign(task_id=frame["task_id"].astype(str), scale=frame["scale"].astype(str))
+    text = frame["rating"].astype(str).str.strip()
+    rating = pd.to_numeric(frame["rating"].where(text != "", np.nan), errors="coerce")
+    allowed = {scale: allowed_values(scale) for scale in frame["scale"].unique()}
+    on_scale = [
+        np.isnan(value) or value in allowed[scale]
+        for value, scale in zip(rating, frame["scale"], strict=True)
+    ]
+    for bad, problem in (
+        (rating.isna() & frame["rating"].notna() & (text != ""), "is not a number"),
+        (~np.asarray(on_scale), "is not an allowed value of its scale"),
+    ):
+        if bad.any():
+            row = int(np.flatnonzero(bad)[0])
+            raise DataError(
+                f"{where(source, row + 1, 'rating')}: '{frame['rating'].iloc[row]}' {problem} "
+                f"('{frame['scale'].iloc[row]}')"
+            )
+    return frame.assign(rating=rating)
+
+
+def kl_from_uniform(ratings: np.ndarray, allowed: np.ndarray) -> float:
+    """KL(p || uniform) in nats, p the share of `ratings` at each allowed value; NaN if empty."""
+    ratings = np.asarray(ratings, float)
+    if ratings.size == 0:
+        return float("nan")
+    share = np.array([(ratings == value).sum() for value in allowed]) / ratings.size
+    used = share > 0
+    return float(np.sum(share[used] * np.log(share[used] * len(allowed))))
+
+
+def icc1(task_ids: np.ndarray, ratings: np.ndarray) -> float:
+    """One-way random-effects ICC(1) of ratings grouped by task (unequal group sizes allowed):
+    (MSB - MSW) / (MSB + (n0 - 1) MSW). NaN when undefined: fewer than two tasks, no task rated
+    twice, or no variance at all (e.g. every rating the same)."""
+    frame = pd.DataFrame({"task": task_ids, "rating": np.asarray(ratings, float)}).dropna()
+    groups = frame.groupby("task")["rating"]
+    sizes, means = groups.size().to_numpy(), groups.mean().to_numpy()
+    n, k = len(frame), len(sizes)
+    if k < 2 or n - k < 1:
+        return float("nan")
+    grand = frame["rating"].mean()
+    msb = np.sum(sizes * (means - grand) ** 2) / (k - 1)
+    msw = np.sum((frame["rating"] - groups.transform("mean")) ** 2) / (n - k)
+    n0 = (n - np.sum(sizes**2) / n) / (k - 1)
+    denominator = msb + (n0 - 1) * msw
+    return float((msb - msw) / denominator) if denominator > 0 else float("nan")
+
+
+def distribution(ratings: pd.DataFrame) -> pd.DataFrame:
+    """Count and share of each allowed value (zeros included) per model, template and scale."""
+    frames = []
+    for (model, template, scale), group in ratings.groupby(GROUP, sort=True):
+        values = group["rating"].dropna()
+        allowed = allowed_values(scale)
+        counts = np.array([(values == value).sum() for value in allowed])
+        frames.append(
+            pd.DataFrame(
+                {
+                    "model": model,
+                    "template": template,
+                    "scale": scale,
+                    "value": allowed,
+                    "count": counts,
+                    "share": counts / max(len(values), 1),
+                }
+            )
+        )
+    return pd.concat(frames, ignore_index=True)
+
+
+def summarize(ratings: pd.DataFrame) -> pd.DataFrame:
+    """One row per model, template and scale: counts, modal value and share, KL, ICC(1)."""
+    rows = []
+    for (model, template, scale), group in ratings.groupby(GROUP, sort=True):
+        values = group["rating"].dropna()
+        counts = values.value_counts()
+        rows.append(
+            [
+                model,
+                template,
+                scale,
+                group["task_id"].nunique(),
+                len(values),
+                int(group["rating"].isna().sum()),
+                counts.idxmax() if len(counts) else np.nan,
+                counts.max() / len(values) if len(counts) else np.nan,
+                kl_from_uniform(values.to_numpy(), allowed_values(scale)),
+                icc1(group["task_id"].to_numpy(), group["rating"].to_numpy()),
+            ]
+        )
+    return pd.DataFrame(rows, columns=SUMMARY_COLUMNS)
+
+
+def fit_ordinal(
+    ratings: pd.DataFrame, draws: int = 500, tune: int = 500, chains: int = 2, seed: int = 0
+) -> pd.DataFrame:
+    """Ordered-logistic model: rating ~ OrderedLogistic(theta_task, cut-points per template),
+    theta ~ Normal(0, 1). Sampled with NumPyro NUTS. One model's ratings at a time (filter
+    first). Returns per task `latent_mean, latent_sd, latent_low, latent_high` (94%)."""
+    import pymc as pm
+
+    from bayespref.inference import device
+
+    if ratings["model"].nunique() > 1:
+        raise DataError("fit_ordinal takes one model's ratings; filter on the 'model' column")
+    rated = ratings.dropna(subset=["rating"])
+    task_ids, task_idx = np.unique(rated["task_id"].to_numpy(), return_inverse=True)
+    rated = rated.assign(task_idx=task_idx)
+    with pm.Model(coords={"task": task_ids}):
+        theta = pm.Normal("theta", 0.0, 1.0, dims="task")
+        for index, (key, group) in enumerate(rated.groupby(["template", "scale"])):
+            allowed = allowed_values(key[1])
+            category = np.searchsorted(allowed, group["rating"].to_numpy())
+            n_cut = len(allowed) - 1
+            cutpoints = pm.Normal(
+                f"cutpoints_{index}",
+                0.0,
+                3.0,
+                shape=n_cut,
+                transform=pm.distributions.transforms.ordered,
+                initval=np.linspace(-2, 2, n_cut),
+            )
+            pm.OrderedLogistic(
+                f"rating_{index}",
+                eta=theta[group["task_idx"].to_numpy()],
+                cutpoints=cutpoints,
+                observed=category,
+            )
+        idata = pm.sample(
+            draws=draws,
+            tune=tune,
+            chains=chains,
+            nuts_sampler="numpyro",
+            random_seed=seed,
+            progressbar=False,
+            compute_convergence_checks=False,
+            nuts={"chain_method": device.chain_method(chains)},
+        )
+    samples = idata["posterior"]["theta"].values.reshape(-1, len(task_ids)).T
+    low, high = np.quantile(samples, INTERVAL_TAILS, axis=1)
+    return pd.DataFrame(
+        {
+            "task_id": task_ids,
+            "latent_mean": samples.mean(axis=1),
+            "latent_sd": samples.std(axis=1, ddof=1),
+            "latent_low": low,
+            "latent_high": high,
+        }
+    )
+
+
+def correlate_with_utilities(
+    latent: pd.DataFrame, utilities: str | Path | pd.DataFrame
+) -> dict[str, float]:
+    """Spearman and Pearson correlation of latent rating values with a fit's utilities
+    (utilities.csv; with conditions, the rows of the first condition listed) over shared tasks."""
+    table = (
+        pd.read_csv(utilities, dtype={"task_id": str})
+        if not isinstance(utilities, pd.DataFrame)
+        else utilities
+    )
+    if "condition" in table.columns:
+        table = table[table["condition"] == table["condition"].iloc[0]]
+    joined = latent.merge(table[["task_id", "mu_mean"]], on="task_id")
+    if len(joined) < 3:
+        raise DataError(f"only {len(joined)} tasks are both rated and in the fit; need 3")
+    return {
+        "n_tasks": len(joined),
+        "spearman": float(spearmanr(joined["latent_mean"], joined["mu_mean"]).statistic),
+        "pearson": float(pearsonr(joined["latent_mean"], joined["mu_mean"]).statistic),
+    }

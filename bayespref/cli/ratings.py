@@ -1,0 +1,65 @@
+"""`bayespref ratings analyze`: reliability and discrimination of stated ratings."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from bayespref.cli.console import console
+from bayespref.io.tables import write_table
+
+ratings_app = typer.Typer(help="Stated ratings: reliability and discrimination.")
+
+
+@ratings_app.command("analyze")
+def analyze_command(
+    ratings: Annotated[Path, typer.Argument(help="A ratings table (CSV, Parquet or JSONL).")],
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", "-o", help="Output folder (default: <ratings>_analysis beside it)."),
+    ] = None,
+    ordinal: Annotated[
+        bool, typer.Option(help="Also fit the ordinal model of each model's ratings (slower).")
+    ] = False,
+    utilities: Annotated[
+        Path | None,
+        typer.Option(help="A fit's utilities.csv to correlate the ordinal latent values with."),
+    ] = None,
+    draws: Annotated[int, typer.Option(help="Draws per chain of the ordinal model.")] = 500,
+    seed: Annotated[int, typer.Option(help="Random seed of the ordinal model.")] = 0,
+) -> None:
+    """Distribution, modal share, KL from uniform and ICC(1) per model and template; a
+    discrimination plot; optionally an ordinal model correlated with pairwise utilities."""
+    from bayespref.analysis import ratings as rt
+    from bayespref.report import figures
+    from bayespref.report.html import save_figure
+
+    out = out or ratings.with_name(f"{ratings.stem}_analysis")
+    table = rt.read_ratings(ratings)
+    summary = rt.summarize(table)
+    write_table(summary, out / "summary.csv")
+    write_table(rt.distribution(table), out / "distribution.csv")
+    save_figure(figures.discrimination_plot(summary), out / "discrimination.png")
+    if ordinal or utilities is not None:
+        _ordinal(table, out, utilities, draws, seed)
+    console.print(summary.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    console.print(f"wrote {out}", highlight=False)
+
+
+def _ordinal(table, out: Path, utilities: Path | None, draws: int, seed: int) -> None:
+    from bayespref.analysis import ratings as rt
+    from bayespref.io.atomic import write_atomically
+
+    correlations = {}
+    for model, group in table.groupby("model"):
+        latent = rt.fit_ordinal(group, draws=draws, tune=draws, seed=seed)
+        write_table(latent, out / f"latent_{model}.csv".replace("/", "_"))
+        if utilities is not None:
+            correlations[model] = rt.correlate_with_utilities(latent, utilities)
+    if correlations:
+        text = json.dumps(correlations, indent=2) + "\n"
+        write_atomically(out / "latent_vs_utility.json", text)
+        console.print(f"latent values against utilities: {correlations}", highlight=False)

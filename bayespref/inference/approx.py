@@ -1,0 +1,350 @@
+"""A Laplace approximation of the posterior, for data too large for NUTS on the machine at hand.
+
+1. The utility spread (`dataset_spread`, or `task_spread` without a hierarchy) is set by empirical
+   Bayes: the joint posterior of a centred hierarchy has no mode (its density grows without bound
+   as a spread and its tasks' deviations shrink to zero together), so the spread is estimated
+   from its approximate marginal likelihood instead. A first mode with a weak spread gives each
+   task's deviation from its dataset mean; with each deviation's variance from the Fisher
+   information of the task's comparisons, deviation_i ~ N(0, spread^2 + variance_i), and the
+   spread's marginal posterior is maximised (with its prior) in one dimension per dataset.
+2. With the spread fixed there, the log posterior of every other parameter is maximised over the
+   sampler's unconstrained coordinates (L-BFGS with JAX gradients); its exact Hessian at the mode,
+   computed in blocks of Hessian-vector products, gives the Gaussian N(mode, H^-1), and its draws
+   are mapped back to the model's variables. Spread draws come from the 1-D Laplace of step 1.
+
+Ignored, by construction: the spread's uncertainty in the utilities' intervals (small with tens of
+tasks per dataset), and non-Gaussian tails (near-deterministic choices). Chosen over ADVI (its
+mean-field covariance drops the correlations between utilities that share comparisons) and over
+Pathfinder (not in this stack); its interval coverage is measured in benchmarks/run.py.
+Everything it writes is labelled approximate.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import xarray as xr
+
+from bayespref.errors import ApproximationError
+from bayespref.model.choice import first_choice_probability, first_choice_z
+from bayespref.posterior.diagnostics import Diagnostics
+
+# Hessian columns computed per vectorised pass: bounds memory at about 8 x block x cells floats.
+_HESSIAN_BLOCK = 32
+_DRAW_CHUNK = 250
+_GRADIENT_TOLERANCE = 1e-4
+# Above this share of trials predicted beyond 5% / 95% at the mode the likelihood is far from
+# Gaussian and the intervals too narrow (benchmarks/approx_coverage.py, 500 tasks, 94% intervals
+# of mu, approx / NUTS coverage): share 0.13 (default simulation) 0.92 / 0.92; 0.41 (realistic
+# preset, task sd 2) 0.91 / 0.93; 0.62 (task sd 3.5) 0.87 / 0.93; 0.79 (realistic) 0.57 / 0.93.
+NEAR_CERTAIN_LIMIT = 0.5
+
+
+
+@dataclass(frozen=True)
+class LaplaceInfo:
+    """What the approximation did: written to diagnostics.json."""
+
+    n_parameters: int
+    optimizer_iterations: int
+    optimizer_converged: bool
+    optimizer_message: str
+    max_abs_gradient: float
+    log_posterior_at_mode: float
+    seconds_optimizing: float
+    seconds_hessian: float
+    log_spread: list[float]
+    log_spread_sd: list[float]
+    near_certain_share: float
+
+    def diagnostics(self) -> Diagnostics:
+        reasons = []
+        if self.near_certain_share > NEAR_CERTAIN_LIMIT:
+            reasons.append(
+                f"{self.near_certain_share:.0%} of trials are predicted beyond 5% / 95% at the "
+                "mode: choices this deterministic make the Laplace intervals too narrow; use NUTS"
+            )
+        if not self.optimizer_converged:
+            reasons.append(f"the optimizer did not converge: {self.optimizer_message}")
+        if self.max_abs_gradient > 100 * _GRADIENT_TOLERANCE:
+            reasons.append(f"gradient at the mode is {self.max_abs_gradient:.2g}, not near 0")
+        measures = {
+            "method": "laplace",
+            "n_parameters": self.n_parameters,
+            "optimizer_iterations": self.optimizer_iterations,
+            "optimizer_message": self.optimizer_message,
+            "max_abs_gradient": self.max_abs_gradient,
+            "log_posterior_at_mode": self.log_posterior_at_mode,
+            "seconds_optimizing": round(self.seconds_optimizing, 2),
+            "seconds_hessian": round(self.seconds_hessian, 2),
+            "log_spread_mode": self.log_spread,
+            "log_spread_sd": self.log_spread_sd,
+            "near_certain_share": self.near_certain_share,
+        }
+        return Diagnostics(passed=not reasons, reasons=reasons, measures=measures, approximate=True)
+
+
+def _flat_logp(model):
+    """The negative log posterior of one flat float64 vector, the start point and the layout."""
+    import jax
+    from jax.flatten_util import ravel_pytree
+    from pymc.sampling.jax import get_jaxified_logp
+
+    # PyMC's flag reads backwards: negative_logp=False gives the potential, -log p.
+    potential = get_jaxified_logp(model, negative_logp=False)
+    start = model.initial_point()
+    initial = [np.asarray(start[value.name], dtype=np.float64) for value in model.value_vars]
+    flat, unravel = ravel_pytree(initial)
+    return jax.jit(lambda x: potential(unravel(x))), np.asarray(flat), unravel
+
+
+def _mode(objective, start: np.ndarray, tolerance: float = _GRADIENT_TOLERANCE):
+    import jax
+    from scipy.optimize import minimize
+
+    value_and_grad = jax.jit(jax.value_and_grad(objective))
+
+    def scipy_objective(x):
+        value, grad = value_and_grad(x)
+        return float(value), np.asarray(grad, dtype=np.float64)
+
+    result = minimize(
+        scipy_objective,
+        start,
+        jac=True,
+        method="L-BFGS-B",
+        options={"maxiter": 50_000, "maxcor": 30, "gtol": tolerance, "ftol": 1e-14},
+    )
+    if not np.isfinite(result.fun):
+        raise ApproximationError("the log posterior is not finite at the optimizer's end point")
+    return result
+
+
+def _hessian(objective, mode: np.ndarray) -> np.ndarray:
+    """The dense Hessian at the mode from blocks of Hessian-vector products (forward over
+    reverse)."""
+    import jax
+    import jax.numpy as jnp
+
+    gradient = jax.grad(objective)
+
+    @jax.jit
+    def columns(point, directions):
+        return jax.vmap(lambda v: jax.jvp(gradient, (point,), (v,))[1])(directions)
+
+    size = mode.size
+    hessian = np.empty((size, size))
+    point = jnp.asarray(mode)
+    for start in range(0, size, _HESSIAN_BLOCK):
+        stop = min(start + _HESSIAN_BLOCK, size)
+        directions = np.zeros((_HESSIAN_BLOCK, size))  # a fixed shape: one compilation
+        directions[np.arange(stop - start), np.arange(start, stop)] = 1.0
+        hessian[start:stop] = np.asarray(columns(point, directions))[: stop - start]
+    return (hessian + hessian.T) / 2
+
+
+def _gaussian_draws(mode: np.ndarray, hessian: np.ndarray, draws: int, rng) -> np.ndarray:
+    """Draws (draws, size) from N(mode, hessian^-1) through the Cholesky factor of the precision."""
+    from scipy.linalg import LinAlgError, cholesky, solve_triangular
+
+    try:
+        factor = cholesky(hessian, lower=True, overwrite_a=True)
+    except LinAlgError as error:
+        raise ApproximationError(
+            "the Hessian at the mode is not positive definite: the posterior is not locally "
+            "Gaussian there (a parameter is unidentified or at a boundary); use NUTS"
+        ) from error
+    noise = rng.standard_normal((mode.size, draws))
+    return (mode[:, None] + solve_triangular(factor.T, noise, lower=False)).T
+
+
+def _model_variables(model, unconstrained: np.ndarray, unravel) -> dict[str, np.ndarray]:
+    """The model's variables (constrained, deterministics included) at each row of
+    `unconstrained`, shaped (1, draw, ...)."""
+    import jax
+    from pymc.sampling.jax import get_jaxified_graph
+    from pymc.util import get_default_varnames
+
+    outputs = list(get_default_varnames(model.unobserved_value_vars, include_transformed=False))
+    function = get_jaxified_graph(inputs=model.value_vars, outputs=outputs)
+    at_draws = jax.jit(jax.vmap(lambda x: function(*unravel(x))))
+    chunks = [
+        at_draws(unconstrained[start : start + _DRAW_CHUNK])
+        for start in range(0, len(unconstrained), _DRAW_CHUNK)
+    ]
+    return {
+        variable.name: np.concatenate([np.asarray(chunk[i]) for chunk in chunks])[None]
+        for i, variable in enumerate(outputs)
+    }
+
+
+def _choice_terms(model, x: np.ndarray, unravel, task_dataset: np.ndarray):
+    """mu, per-task sigma, position bias and whether it is per dataset, at one point."""
+    from bayespref.posterior import draws as post
+
+    at = _at_point(model, x, unravel)
+    position, by_dataset = post.position(at)
+    return (
+        post.draws(at, "mu")[:, 0],
+        post.task_sigma(at, task_dataset)[:, 0],
+        position[..., 0],
+        by_dataset,
+    )
+
+
+def near_certain_share(
+    mu: np.ndarray, sigma: np.ndarray, position, by_dataset: bool, cells, task_dataset, link: str
+) -> float:
+    """Share of the trials whose first choice is predicted with probability under 5% or over
+    95% at one point."""
+    a_idx, b_idx = cells["a_idx"].to_numpy(), cells["b_idx"].to_numpy()
+    z = first_choice_z(mu, sigma, position, a_idx, b_idx, task_dataset, by_dataset)
+    p = first_choice_probability(z, link)
+    n = cells["n"].to_numpy()
+    return float(np.sum(n * (np.minimum(p, 1 - p) < 0.05)) / max(n.sum(), 1))
+
+
+def task_information(
+    mu: np.ndarray, sigma: np.ndarray, position, by_dataset: bool, cells, task_dataset, link: str
+) -> np.ndarray:
+    """Fisher information about each task's utility from its comparisons, at one point."""
+    from scipy.special import expit, log_ndtr
+
+    a_idx, b_idx = cells["a_idx"].to_numpy(), cells["b_idx"].to_numpy()
+    z = first_choice_z(mu, sigma, position, a_idx, b_idx, task_dataset, by_dataset)
+    if link == "probit":  # phi(z)^2 / (Phi(z) Phi(-z)), in logs so that large |z| stays finite
+        weight = np.exp(-(z**2) - np.log(2 * np.pi) - log_ndtr(z) - log_ndtr(-z))
+    else:
+        weight = expit(z) * expit(-z)
+    per_cell = cells["n"].to_numpy() * weight / (sigma[a_idx] ** 2 + sigma[b_idx] ** 2)
+    n_tasks = len(task_dataset)
+    return np.bincount(a_idx, per_cell, n_tasks) + np.bincount(b_idx, per_cell, n_tasks)
+
+
+def spread_marginal(
+    deviation: np.ndarray, variance: np.ndarray, prior_sd: float
+) -> tuple[float, float]:
+    """Mode and sd of log(spread) under deviation_i ~ N(0, spread^2 + variance_i) and a
+    half-normal prior on the spread (in log coordinates, so with the log Jacobian)."""
+    from scipy.optimize import minimize_scalar
+
+    def negative_log_posterior(log_spread: float) -> float:
+        total = np.exp(2 * log_spread) + variance
+        likelihood = -0.5 * np.sum(np.log(total) + deviation**2 / total)
+        prior = -0.5 * np.exp(2 * log_spread) / prior_sd**2 + log_spread
+        return -(likelihood + prior)
+
+    found = minimize_scalar(
+        negative_log_posterior, bounds=(-12.0, np.log(10 * prior_sd)), method="bounded"
+    )
+    step = 1e-3
+    curvature = (
+        negative_log_posterior(found.x + step)
+        - 2 * found.fun
+        + negative_log_posterior(found.x - step)
+    ) / step**2
+    return float(found.x), float(1 / np.sqrt(max(curvature, 1e-12)))
+
+
+def _at_point(model, x: np.ndarray, unravel) -> xr.Dataset:
+    """The model's variables at one unconstrained point, as a one-draw posterior."""
+    from pymc.backends.arviz import coords_and_dims_for_inferencedata
+
+    coords, dims = coords_and_dims_for_inferencedata(model)
+    variables = _model_variables(model, x[None], unravel)
+    return xr.Dataset(
+        {
+            name: (("chain", "draw", *dims.get(name, [])), values)
+            for name, values in variables.items()
+        },
+        coords={name: coords[name] for name in coords},
+    )
+
+
+@dataclass(frozen=True)
+class SpreadSetup:
+    """The hierarchy's utility spread, fixed by empirical Bayes (module docstring)."""
+
+    name: str  # dataset_spread or task_spread
+    groups: np.ndarray  # each task's group: its dataset, or 0 for all
+    shape: tuple[int, ...]  # (n_datasets,) or () for the single task_spread
+    prior_sd: float
+    link: str
+
+
+def _empirical_spread(
+    fixed_model, setup: SpreadSetup, cells, task_dataset
+) -> tuple[np.ndarray, np.ndarray, object]:
+    """log spread per group (mode, sd), and the weak-spread mode to start the next fit from."""
+
+    n_groups = setup.groups.max() + 1
+    fixed_model[setup.name].set_value(np.full(setup.shape, setup.prior_sd))
+    objective, start, unravel = _flat_logp(fixed_model)
+    # Only deviations and a start point are needed from this mode: a looser tolerance will do.
+    weak = _mode(objective, start, tolerance=10 * _GRADIENT_TOLERANCE)
+    mu, sigma, position, by_dataset = _choice_terms(fixed_model, weak.x, unravel, task_dataset)
+    information = task_information(mu, sigma, position, by_dataset, cells, task_dataset, setup.link)
+    log_spread, log_spread_sd = np.zeros(n_groups), np.zeros(n_groups)
+    for group in range(n_groups):
+        members = (setup.groups == group) & (information > 0)
+        deviation = mu[members] - mu[setup.groups == group].mean()
+        log_spread[group], log_spread_sd[group] = spread_marginal(
+            deviation, 1 / information[members], setup.prior_sd
+        )
+    return log_spread, log_spread_sd, weak
+
+
+def laplace_posterior(
+    model, setup: SpreadSetup, cells, task_dataset: np.ndarray, draws: int, seed: int
+) -> tuple[xr.DataTree, LaplaceInfo]:
+    """Draws from the approximate posterior of `model` as a DataTree with one chain (plus the
+    observed and constant data, as the NUTS path writes)."""
+    import pymc as pm
+    from arviz_base import from_dict
+    from pymc.backends.arviz import (
+        coords_and_dims_for_inferencedata,
+        find_constants,
+        find_observations,
+    )
+
+    started = time.perf_counter()
+    fixed = pm.do(model, {setup.name: np.ones(setup.shape)})
+    log_spread, log_spread_sd, weak = _empirical_spread(fixed, setup, cells, task_dataset)
+    spread = np.exp(log_spread)
+    fixed[setup.name].set_value(spread.reshape(setup.shape))
+    objective, _, unravel = _flat_logp(fixed)  # rebuilt: the spread is compiled in as a constant
+    result = _mode(objective, weak.x)
+    near_certain = near_certain_share(
+        *_choice_terms(fixed, result.x, unravel, task_dataset), cells, task_dataset, setup.link
+    )
+    optimized = time.perf_counter()
+    hessian = _hessian(objective, result.x)
+    info = LaplaceInfo(
+        n_parameters=result.x.size,
+        optimizer_iterations=int(weak.nit + result.nit),
+        optimizer_converged=bool(result.success),
+        optimizer_message=str(result.message),
+        max_abs_gradient=float(np.max(np.abs(result.jac))),
+        log_posterior_at_mode=-float(result.fun),
+        seconds_optimizing=optimized - started,
+        seconds_hessian=time.perf_counter() - optimized,
+        log_spread=[float(v) for v in log_spread],
+        log_spread_sd=[float(v) for v in log_spread_sd],
+        near_certain_share=near_certain,
+    )
+    rng = np.random.default_rng(seed)
+    unconstrained = _gaussian_draws(result.x, hessian, draws, rng)
+    del hessian
+    variables = _model_variables(fixed, unconstrained, unravel)
+    spread_draws = np.exp(log_spread + log_spread_sd * rng.standard_normal((draws, spread.size)))
+    variables[setup.name] = spread_draws.reshape(1, draws, *setup.shape)
+    coords, dims = coords_and_dims_for_inferencedata(model)
+    groups = {"posterior": variables}
+    for name, group in (("observed_data", find_observations), ("constant_data", find_constants)):
+        found = group(model)
+        if found:
+            groups[name] = found
+    idata = from_dict(data=groups, coords=coords, dims=dims, sample_dims=["chain", "draw"])
+    return idata, info

@@ -1,0 +1,244 @@
+"""The PyMC model builder for the Thurstonian choice family.
+
+For a cell of n choice trials showing task i first and task j second under condition c, k of
+which chose the first:
+    z = (mu_ic - mu_jc + beta) / sqrt(sigma_i^2 + sigma_j^2),
+    k ~ Binomial(n, eps/2 + (1 - eps) F(z))          (eps = 0 without a lapse term),
+and, when refusals are modelled, the r refusals of the cell ~ Binomial(n + r, logistic of the
+mean of the two tasks' refusal propensities). Location is identified by zero-sum dataset means
+(or zero-sum utilities without a hierarchy), scale by fixing the geometric mean of the dataset
+noise levels at 1, condition shifts are measured from the reference condition.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pymc as pm
+import pytensor.tensor as pt
+from scipy.special import gammaln
+
+from bayespref.data.choice_data import ChoiceData
+from bayespref.model.choice import first_choice_probability, first_choice_z
+from bayespref.model.likelihood import log_phi, probit_binomial_logp
+from bayespref.model.spec import ModelSpec
+from bayespref.model.structure import PRIORS, model_cells, models_conditions, position_by_dataset
+
+
+# Utilities are in units of the noise sigma. Real choices are often nearly deterministic, so
+# spreads of 5-10 sigma occur: the scales below leave room for that.
+def log_cdf(z: pt.TensorLike, link: str) -> pt.TensorVariable:
+    """log F(z) for the probit or logit link."""
+    if link == "probit":
+        return log_phi(z)
+    return -pt.softplus(-pt.as_tensor_variable(z))
+
+
+def binomial_log_coefficient(n: np.ndarray, k: np.ndarray) -> np.ndarray:
+    return gammaln(n + 1) - gammaln(k + 1) - gammaln(n - k + 1)
+
+
+def _log_choice(z, link: str, lapse):
+    """log P(first chosen) with a lapse: log(eps/2 + (1 - eps) F(z)), stably."""
+    if lapse is None:
+        return log_cdf(z, link)
+    return pt.logaddexp(pt.log(lapse / 2), pt.log1p(-lapse) + log_cdf(z, link))
+
+
+def _choice_logp(link: str, with_lapse: bool):
+    def logp(k, z, n, log_coefficient, lapse):
+        if link == "probit" and not with_lapse:
+            return log_coefficient + probit_binomial_logp(z, k, n)
+        lapse = lapse if with_lapse else None
+        first, second = _log_choice(z, link, lapse), _log_choice(-z, link, lapse)
+        return log_coefficient + k * first + (n - k) * second
+
+    return logp
+
+
+def _choice_random(link: str):
+    def random(z, n, log_coefficient, lapse, rng=None, size=None):
+        return rng.binomial(n, first_choice_probability(z, link, lapse), size=size)
+
+    return random
+
+
+def _zero_sum_or_zero(name: str, sigma: float, n_datasets: int) -> pt.TensorVariable:
+    """A zero-sum vector over datasets; with one dataset it is the constant 0."""
+    if n_datasets > 1:
+        return pm.ZeroSumNormal(name, sigma=sigma, dims="dataset")
+    return pm.Deterministic(name, pt.zeros(1), dims="dataset")
+
+
+def _centred_within(values, group, n_groups: int):
+    """Subtract each group's mean, so dataset means of mu are exactly the dataset_mean term."""
+    sums = pt.inc_subtensor(pt.zeros(n_groups)[group], values)
+    counts = np.bincount(group, minlength=n_groups)
+    return values - (sums / counts)[group]
+
+
+def _utility(spec: ModelSpec, data: ChoiceData, task_dataset):
+    """Utility per task, and each task's standardised deviation from its dataset mean."""
+    n_datasets = len(data.datasets)
+    if spec.hierarchy == "dataset":
+        mean = _zero_sum_or_zero("dataset_mean", PRIORS["dataset_mean_sd"], n_datasets)
+        spread = pm.HalfNormal("dataset_spread", sigma=PRIORS["dataset_spread_sd"], dims="dataset")
+        if spec.parameterization == "centered":
+            deviation = pm.Normal("mu_offset", 0.0, spread[task_dataset], dims="task")
+        else:
+            deviation = spread[task_dataset] * pm.Normal("mu_offset", 0.0, 1.0, dims="task")
+        centred = _centred_within(deviation, data.task_dataset_idx, n_datasets)
+        mu = pm.Deterministic("mu", mean[task_dataset] + centred, dims="task")
+        return mu, centred / spread[task_dataset]
+    spread = pm.HalfNormal("task_spread", sigma=PRIORS["task_spread_sd"])
+    offset = pm.ZeroSumNormal("mu_offset", sigma=1.0, dims="task")
+    return pm.Deterministic("mu", spread * offset, dims="task"), offset
+
+
+def _noise(spec: ModelSpec, n_tasks: int, n_datasets: int, task_dataset) -> pt.TensorVariable:
+    """Per-task noise sigma as a vector (shared noise is the constant 1, the scale unit)."""
+    if spec.noise == "shared" or (spec.noise == "per-dataset" and n_datasets == 1):
+        return pt.ones(n_tasks)
+    log_dataset = _zero_sum_or_zero("log_sigma_dataset", PRIORS["log_sigma_dataset_sd"], n_datasets)
+    sigma_dataset = pm.Deterministic("sigma_dataset", pt.exp(log_dataset), dims="dataset")
+    if spec.noise == "per-dataset":
+        return sigma_dataset[task_dataset]
+    spread = pm.HalfNormal("sigma_spread", sigma=PRIORS["sigma_spread_sd"])
+    offset = pm.Normal("sigma_offset", 0.0, 1.0, dims="task")
+    return pm.Deterministic(
+        "sigma", pt.exp(log_dataset[task_dataset] + spread * offset), dims="task"
+    )
+
+
+def _position(spec: ModelSpec, n_datasets: int):
+    if spec.position == "none":
+        return 0.0
+    bias = pm.Normal("position_bias", 0.0, PRIORS["position_sd"])
+    if spec.position == "global" or n_datasets == 1:
+        return bias
+    spread = pm.HalfNormal("position_spread", sigma=PRIORS["position_spread_sd"])
+    offset = pm.Normal("position_offset", 0.0, 1.0, dims="dataset")
+    return pm.Deterministic("position_bias_dataset", bias + spread * offset, dims="dataset")
+
+
+def _condition_utilities(mu, task_dataset) -> pt.TensorVariable:
+    """Utilities per (condition, task): the reference condition's are mu; every other condition
+    shifts each dataset and each task, both pooled around zero.
+
+    Choices within a condition only see utility differences, so a shift common to all datasets
+    of a condition is not identified by the data: the zero-centred prior sets it, and the shifts
+    are best read relative to each other."""
+    spread = pm.HalfNormal(
+        "condition_dataset_spread", PRIORS["condition_dataset_spread_sd"], dims="shifted"
+    )
+    offset = pm.Normal("condition_dataset_offset", 0.0, 1.0, dims=("shifted", "dataset"))
+    by_dataset = pm.Deterministic(
+        "condition_shift", spread[:, None] * offset, dims=("shifted", "dataset")
+    )
+    task_spread = pm.HalfNormal(
+        "condition_task_spread", PRIORS["condition_task_spread_sd"], dims="shifted"
+    )
+    task_offset = pm.Normal("condition_task_offset", 0.0, 1.0, dims=("shifted", "task"))
+    shifted = mu[None, :] + by_dataset[:, task_dataset] + task_spread[:, None] * task_offset
+    return pm.Deterministic(
+        "mu_condition", pt.concatenate([mu[None, :], shifted]), dims=("condition", "task")
+    )
+
+
+def _refusal(mu, standardised, task_dataset, a_idx, b_idx, cells) -> None:
+    """Per-task refusal propensities, pooled by dataset and correlated with utility."""
+    mean = pm.Normal(
+        "refusal_mean", PRIORS["refusal_mean_mu"], PRIORS["refusal_mean_sd"], dims="dataset"
+    )
+    spread = pm.HalfNormal("refusal_spread", PRIORS["refusal_spread_sd"])
+    corr = pm.Uniform("refusal_utility_corr", -1.0, 1.0)
+    offset = pm.Normal("refusal_offset", 0.0, 1.0, dims="task")
+    propensity = pm.Deterministic(
+        "refusal_propensity",
+        mean[task_dataset] + spread * (corr * standardised + pt.sqrt(1 - corr**2) * offset),
+        dims="task",
+    )
+    centred_mu = mu - mu.mean()
+    centred_propensity = propensity - propensity.mean()
+    pm.Deterministic(
+        "refusal_utility_corr_tasks",
+        (centred_mu * centred_propensity).sum()
+        / pt.sqrt((centred_mu**2).sum() * (centred_propensity**2).sum()),
+    )
+    trials = (cells["n"] + cells["r"]).to_numpy(np.int64)
+    pm.Binomial(
+        "refused",
+        n=pm.Data("n_offered", trials, dims="cell"),
+        logit_p=(propensity[a_idx] + propensity[b_idx]) / 2,
+        observed=cells["r"].to_numpy(np.int64),
+        dims="cell",
+    )
+
+
+def build_model(spec: ModelSpec, data: ChoiceData) -> pm.Model:
+    """The PyMC model of `spec` on `data`, with coords `task`, `dataset`, `cell` (and
+    `condition`, `shifted` when conditions are modelled)."""
+    cells = model_cells(spec, data)
+    n = cells["n"].to_numpy(np.int64)
+    k = cells["k"].to_numpy(np.int64)
+    n_datasets = len(data.datasets)
+    n_tasks = len(data.tasks)
+    coords = {
+        "task": data.tasks["task_id"].to_numpy(),
+        "dataset": data.datasets,
+        "cell": np.arange(len(cells)),
+    }
+    by_condition = models_conditions(spec, data)
+    if by_condition:
+        coords |= {"condition": data.conditions, "shifted": data.conditions[1:]}
+    with pm.Model(coords=coords) as model:
+        task_dataset = pm.Data("task_dataset_idx", data.task_dataset_idx, dims="task")
+        a_idx = pm.Data("task_a_idx", cells["a_idx"].to_numpy(np.int64), dims="cell")
+        b_idx = pm.Data("task_b_idx", cells["b_idx"].to_numpy(np.int64), dims="cell")
+        n_data = pm.Data("n_trials", n, dims="cell")
+
+        mu, standardised = _utility(spec, data, task_dataset)
+        sigma = _noise(spec, n_tasks, n_datasets, task_dataset)
+        position = _position(spec, n_datasets)
+        if by_condition:
+            # Flatten (condition, task) so one index picks a task's utility in a cell's condition.
+            condition = pm.Data(
+                "condition_idx", cells["condition_idx"].to_numpy(np.int64), dims="cell"
+            )
+            utility = _condition_utilities(mu, task_dataset).flatten()
+            first, second = condition * n_tasks + a_idx, condition * n_tasks + b_idx
+            repeats = len(data.conditions)
+            z = first_choice_z(
+                utility,
+                pt.tile(sigma, repeats),
+                position,
+                first,
+                second,
+                pt.tile(task_dataset, repeats),
+                position_by_dataset(spec, n_datasets),
+            )
+        else:
+            z = first_choice_z(
+                mu,
+                sigma,
+                position,
+                a_idx,
+                b_idx,
+                task_dataset,
+                position_by_dataset(spec, n_datasets),
+            )
+        with_lapse = spec.lapse == "estimated"
+        lapse = pm.Beta("lapse", *PRIORS["lapse_beta"]) if with_lapse else 0.0
+        pm.CustomDist(
+            "first_chosen",
+            z,
+            n_data,
+            binomial_log_coefficient(n, k),
+            lapse,
+            logp=_choice_logp(spec.link, with_lapse),
+            random=_choice_random(spec.link),
+            observed=k,
+            dims="cell",
+        )
+        if spec.refusal == "modelled":
+            _refusal(mu, standardised, task_dataset, a_idx, b_idx, cells)
+    return model

@@ -1,0 +1,44 @@
+"""What a spec means for given data, without building the PyMC model: the priors' constants,
+the cells the likelihood sees, and which terms apply."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from bayespref.data.choice_data import ChoiceData
+from bayespref.model.spec import ModelSpec
+
+PRIORS = {
+    "dataset_mean_sd": 5.0,
+    "dataset_spread_sd": 5.0,
+    "task_spread_sd": 5.0,  # utility spread without a dataset hierarchy
+    "log_sigma_dataset_sd": 0.5,
+    "sigma_spread_sd": 0.5,
+    "position_sd": 1.0,
+    "position_spread_sd": 0.25,
+    "condition_dataset_spread_sd": 1.0,
+    "condition_task_spread_sd": 0.5,
+    "refusal_mean_mu": -4.0,  # logit of a typical refusal rate of about 2%
+    "refusal_mean_sd": 2.0,
+    "refusal_spread_sd": 2.0,
+    "lapse_beta": (1.0, 19.0),
+}
+
+
+def position_by_dataset(spec: ModelSpec, n_datasets: int) -> bool:
+    return spec.position == "per-dataset" and n_datasets > 1
+
+
+def models_conditions(spec: ModelSpec, data: ChoiceData) -> bool:
+    return spec.conditions == "shifts" and len(data.conditions) > 1
+
+
+def model_cells(spec: ModelSpec, data: ChoiceData) -> pd.DataFrame:
+    """The cells a spec's likelihood sees. With refusals 'second-wins' (the reference method's
+    reading, kept to reproduce old results) a refusal counts as a win for the second task."""
+    cells = data.cells
+    if spec.refusal == "second-wins":
+        return cells.assign(n=cells["n"] + cells["r"], r=0)
+    if spec.refusal == "excluded":
+        return cells[cells["n"] > 0].reset_index(drop=True)
+    return cells

@@ -1,0 +1,199 @@
+"""One self-contained HTML report of a fit folder, with its figures also written as PNG files.
+
+The page embeds every figure as base64 PNG and needs no network. Beside it, `<name>_files/` holds
+the same figures as PNG and the numbers behind them as CSV.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+
+from bayespref.analysis import rates as analysis
+from bayespref.io.atomic import write_atomically
+from bayespref.io.tables import write_table
+from bayespref.posterior import draws as post
+from bayespref.posterior.fit import Fit, load_fit
+from bayespref.report import figures as plots
+
+SECTIONS = {
+    "utilities-by-dataset": "Utilities by dataset",
+    "ranked-utilities": "All tasks ranked by utility",
+    "noise": "Noise",
+    "position": "Position bias",
+    "refusal": "Refusals and utility",
+    "condition-shifts": "Condition shifts",
+    "diagnostics": "Diagnostics",
+    "spec": "Model spec",
+}
+MODELLED_CORR = "refusal_utility_corr_tasks"
+_STYLE = """
+body { font-family: sans-serif; max-width: 1200px; margin: 2em auto; color: #222; }
+img { max-width: 100%; border: 1px solid #ddd; }
+table { border-collapse: collapse; font-size: 0.85em; }
+td, th { border: 1px solid #ccc; padding: 2px 6px; text-align: right; }
+pre { background: #f5f5f5; padding: 1em; overflow-x: auto; }
+.fail { color: #b00; font-weight: bold; } .pass { color: #070; font-weight: bold; }
+"""
+
+
+@dataclass
+class Section:
+    key: str
+    figure: Figure | None = None
+    body: str = ""  # HTML placed under the figure
+
+
+def report(fit_dir: str | Path, out: str | Path) -> Path:
+    """Write the HTML report of the fit in `fit_dir` to `out`; returns the figures' folder."""
+    out = Path(out)
+    fit = load_fit(fit_dir)
+    files = out.with_name(f"{out.stem}_files")
+    files.mkdir(parents=True, exist_ok=True)
+    sections = build_sections(fit, files)
+    parts = []
+    for section in sections:
+        image = ""
+        if section.figure is not None:
+            image = _embed(section.figure, files / f"{section.key}.png")
+        parts.append(
+            f'<section id="{section.key}"><h2>{SECTIONS[section.key]}</h2>'
+            f"{image}{section.body}</section>"
+        )
+    approximate = " (APPROXIMATE posterior)" if fit.diagnostics.approximate else ""
+    title = html.escape(f"bayespref report: {Path(fit_dir).name}{approximate}")
+    page = (
+        f'<!DOCTYPE html><html><head><meta charset="utf-8"><title>{title}</title>'
+        f"<style>{_STYLE}</style></head><body><h1>{title}</h1>{_overview(fit)}"
+        + "".join(parts)
+        + "</body></html>\n"
+    )
+    write_atomically(out, page)
+    return files
+
+
+def build_sections(fit: Fit, files: Path) -> list[Section]:
+    """The report's sections in order; the numbers behind the figures are written to `files`."""
+    utilities = reference_utilities(fit)
+    colours = plots.dataset_colours(fit.datasets)
+    sections = [
+        Section(
+            "utilities-by-dataset",
+            plots.utilities_by_dataset(_by_dataset(fit, "dataset_mean"), utilities, colours),
+        ),
+        Section("ranked-utilities", plots.ranked_utilities(utilities, colours)),
+        Section("noise", plots.noise(utilities, _by_dataset(fit, "sigma_dataset"), colours)),
+        _position_section(fit, files),
+        _refusal_section(fit, utilities, colours, files),
+    ]
+    shifts = fit.params[fit.params["name"].str.startswith("condition_shift[")]
+    if not shifts.empty:
+        sections.append(Section("condition-shifts", plots.condition_shifts(shifts), _table(shifts)))
+    sections.append(Section("diagnostics", body=_diagnostics(fit)))
+    spec = json.dumps(json.loads(fit.idata.attrs["spec"]), indent=2)
+    sections.append(Section("spec", body=f"<pre>{html.escape(spec)}</pre>"))
+    return sections
+
+
+def reference_utilities(fit: Fit) -> pd.DataFrame:
+    """utilities.csv rows of the reference condition (all rows when conditions are pooled)."""
+    table = fit.utilities
+    if "condition" in table.columns:
+        table = table[table["condition"] == fit.conditions[0]]
+    return table.reset_index(drop=True)
+
+
+def _by_dataset(fit: Fit, name: str) -> dict[str, np.ndarray]:
+    if name not in fit.posterior:
+        return {}
+    return dict(zip(fit.datasets, post.draws(fit.posterior, name), strict=True))
+
+
+def _position_section(fit: Fit, files: Path) -> Section:
+    rates = analysis.position_win_rates(fit.cells)
+    write_table(rates, files / "position_win_rates.csv")
+    bias, per_dataset = post.position(fit.posterior)
+    named = dict(zip(fit.datasets, bias, strict=True)) if per_dataset else {"global": bias}
+    if fit.spec.position == "none":
+        named = {}
+    return Section("position", plots.position(named, rates, fit.ppc), _table(rates))
+
+
+def _refusal_section(fit: Fit, utilities: pd.DataFrame, colours: dict, files: Path) -> Section:
+    rates = analysis.refusal_rates(fit.task_counts)
+    table = utilities[["task_id", "dataset", "mu_mean"]].merge(rates, on="task_id")
+    write_table(table, files / "refusal_rates.csv")
+    correlation = None
+    if table["rate"].nunique(dropna=True) > 1:
+        order = pd.Index(fit.tasks["task_id"]).get_indexer(table["task_id"])
+        mu = post.draws(fit.posterior, "mu")[order]
+        correlation = analysis.refusal_utility_correlation(table["rate"], mu)
+        write_table(pd.DataFrame([correlation]), files / "refusal_utility_corr.csv")
+    params = fit.params.set_index("name")
+    modelled = params.loc[MODELLED_CORR] if MODELLED_CORR in params.index else None
+    note = (
+        f"<p>{int(rates['refusals'].sum())} refusals in {int(rates['offered'].sum()) // 2} "
+        "trials offered. Each point is a task: refused trials over trials it was offered in.</p>"
+    )
+    return Section("refusal", plots.refusal(table, colours, correlation, modelled), note)
+
+
+def _diagnostics(fit: Fit) -> str:
+    diagnostics = fit.diagnostics
+    verdict = "pass" if diagnostics.passed else "fail"
+    keys = ["max_r_hat", "min_ess_bulk", "divergences", "bfmi", "max_tree_depth", "reasons"]
+    if diagnostics.approximate:
+        keys = ["method", "optimizer_iterations", "max_abs_gradient", "reasons"]
+    shown = diagnostics.to_dict()
+    rows = "".join(
+        f"<tr><th>{html.escape(k)}</th><td>{html.escape(str(shown[k]))}</td></tr>"
+        for k in keys
+        if k in shown
+    )
+    details = html.escape(json.dumps(shown, indent=2, default=str))
+    return (
+        f'<p class="{verdict}">{verdict}</p><table>{rows}</table>'
+        f"<h3>Parameters</h3>{_table(fit.params)}"
+        f"<details><summary>diagnostics.json</summary><pre>{details}</pre></details>"
+    )
+
+
+def _overview(fit: Fit) -> str:
+    attrs = fit.idata.attrs
+    return (
+        f"<p>Model <b>{html.escape(fit.spec.name)}</b>, {len(fit.tasks)} tasks in "
+        f"{len(fit.datasets)} datasets, conditions: {html.escape(', '.join(fit.conditions))}. "
+        f"Method: {html.escape(str(attrs.get('method', '')))}; data hash "
+        f"{html.escape(str(attrs.get('data_hash', '')))}. Intervals are 94% equal-tailed.</p>"
+    )
+
+
+def _table(frame: pd.DataFrame) -> str:
+    return frame.to_html(index=False, float_format=lambda value: f"{value:.3f}", border=0)
+
+
+def figure_png(figure: Figure) -> bytes:
+    """The figure as PNG bytes."""
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=100)
+    return buffer.getvalue()
+
+
+def save_figure(figure: Figure, path: str | Path) -> None:
+    write_atomically(Path(path), figure_png(figure))
+
+
+def _embed(figure: Figure, path: Path) -> str:
+    """Save the figure as PNG to `path` and return an <img> carrying the same PNG as base64."""
+    data = figure_png(figure)
+    write_atomically(path, data)
+    encoded = base64.b64encode(data).decode("ascii")
+    return f'<img alt="{path.stem}" src="data:image/png;base64,{encoded}">'

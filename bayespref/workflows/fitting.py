@@ -1,0 +1,254 @@
+"""`fit`: validate comparisons, sample (NUTS or the Laplace approximation), diagnose, summarise,
+check, and write the fit folder."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from dataclasses import asdict
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from bayespref.analysis.summaries import params_table, utilities_table
+from bayespref.checks.convergence import convergence, diagnose
+from bayespref.checks.ppc import posterior_predictive_checks
+from bayespref.data.choice_data import ChoiceData, load_choice_data
+from bayespref.errors import ApproximationError, FitError
+from bayespref.inference import device
+from bayespref.inference.log_likelihood import add_log_likelihood
+from bayespref.inference.settings import METHODS, SamplerSettings, precision_of
+from bayespref.model.spec import ModelSpec, resolve_spec
+from bayespref.model.structure import PRIORS, model_cells, models_conditions
+from bayespref.posterior.diagnostics import DataSummary, Diagnostics
+from bayespref.posterior.fit import FIT_FORMAT, LOO_UNIT, Fit, ensure_writable, output_lock
+
+_REFUSAL_NOTES = {
+    "excluded": "refusals are counted but kept out of the likelihood",
+    "modelled": "refusals are a third outcome with per-task propensities",
+    "second-wins": "refusals are counted as wins for the second-shown task (reference method)",
+}
+APPROX_LABEL = "approx (Laplace)"
+_VERSIONED = ("bayespref", "pymc", "pytensor", "numpyro", "jax", "jaxlib", "arviz", "numpy")
+
+
+def _versions() -> dict[str, str]:
+    found = {}
+    for package in _VERSIONED:
+        try:
+            found[package] = version(package)
+        except PackageNotFoundError:
+            found[package] = "not installed"
+    return found
+
+
+# Divergences in a dataset hierarchy most often come from the funnel between a dataset's utility
+# spread and its tasks' deviations; which way to go depends on how informed each task is.
+_FUNNEL_HINTS = {
+    "centered": "divergences with centred task deviations: a weakly informed dataset's spread "
+    'can trap a chain near zero; try parameterization = "non-centered" in the model spec',
+    "non-centered": "divergences with non-centred task deviations: if every task has many "
+    'comparisons, parameterization = "centered" may sample better',
+}
+
+
+def _approximate(model, spec: ModelSpec, data: ChoiceData, cells, settings: SamplerSettings):
+    """The Laplace approximation (inference/approx.py): `settings.draws` independent draws in one
+    chain."""
+    from bayespref.inference.approx import SpreadSetup, laplace_posterior
+
+    hierarchical = spec.hierarchy == "dataset"
+    setup = SpreadSetup(
+        name="dataset_spread" if hierarchical else "task_spread",
+        groups=data.task_dataset_idx if hierarchical else np.zeros(len(data.tasks), dtype=int),
+        shape=(len(data.datasets),) if hierarchical else (),
+        prior_sd=PRIORS["dataset_spread_sd" if hierarchical else "task_spread_sd"],
+        link=spec.link,
+    )
+    return laplace_posterior(
+        model, setup, cells, data.task_dataset_idx, settings.draws, settings.seed
+    )
+
+
+def observations_hash(cells: pd.DataFrame) -> str:
+    """What a model's likelihood saw: fits are LOO-comparable only when these agree."""
+    columns = ["task_a", "task_b", "condition", "n", "k", "r"]
+    return hashlib.sha256(cells[columns].to_csv(index=False).encode()).hexdigest()[:16]
+
+
+def trials_by_condition(cells: pd.DataFrame, n_conditions: int, n_tasks: int) -> np.ndarray:
+    """Trials each task was in, per condition, shaped (condition, task)."""
+    counts = np.zeros((n_conditions, n_tasks), dtype=np.int64)
+    for side in ("a_idx", "b_idx"):
+        np.add.at(counts, (cells["condition_idx"].to_numpy(), cells[side].to_numpy()), cells["n"])
+    return counts
+
+
+def _attach_metadata(
+    idata: xr.DataTree,
+    data: ChoiceData,
+    spec: ModelSpec,
+    settings,
+    observations: str,
+    method: str,
+) -> None:
+    idata.attrs.update(
+        {
+            "bayespref_format": FIT_FORMAT,
+            "spec": spec.to_json(),
+            "spec_hash": spec.hash,
+            "data_hash": data.data_hash,
+            "observations_hash": observations,
+            "datasets": json.dumps(data.datasets),
+            "conditions": json.dumps(data.conditions),
+            "seed": settings.seed,
+            "sampler": json.dumps(asdict(settings)),
+            "method": method,
+            "approximate": int(method == "approx"),
+            "versions": json.dumps(_versions()),
+            "device": device.describe(),
+            "loo_unit": LOO_UNIT,
+        }
+    )
+
+
+def _sample(
+    spec: ModelSpec,
+    data: ChoiceData,
+    cells: pd.DataFrame,
+    settings: SamplerSettings,
+    method: str,
+    progressbar: bool,
+    log_likelihood: bool,
+) -> tuple[xr.DataTree, Diagnostics]:
+    """The posterior draws and the method's own diagnostics (without sampler and data)."""
+    # The model builder and the samplers import PyMC and JAX: imported here, when a fit is made,
+    # so that importing bayespref stays quick.
+    from bayespref.inference.nuts import sample_nuts
+    from bayespref.model.builder import build_model
+
+    with device.floating_point(precision_of(settings, method)):
+        model = build_model(spec, data)
+        if method == "nuts":
+            idata = sample_nuts(model, settings, progressbar)
+        else:
+            try:
+                idata, laplace = _approximate(model, spec, data, cells, settings)
+            except ApproximationError as error:
+                raise FitError(f"the approximate fit failed: {error}") from error
+        if log_likelihood:
+            add_log_likelihood(idata, model)
+    if method == "approx":
+        return idata, laplace.diagnostics()
+    diagnostics = diagnose(idata, *convergence(idata))
+    if diagnostics.measures["divergences"] and spec.hierarchy == "dataset":
+        diagnostics.reasons.append(_FUNNEL_HINTS[spec.parameterization])
+    return idata, diagnostics
+
+
+def _data_summary(spec: ModelSpec, data: ChoiceData, cells: pd.DataFrame) -> DataSummary:
+    notes = list(data.notes)
+    if len(data.conditions) > 1 and not models_conditions(spec, data):
+        notes.append(
+            f"{len(data.conditions)} conditions are pooled: model '{spec.name}' has no "
+            "condition term"
+        )
+    return DataSummary(
+        data_hash=data.data_hash,
+        n_trials=data.n_trials,
+        outcomes=data.outcome_counts,
+        n_cells=len(cells),
+        refusals=_REFUSAL_NOTES[spec.refusal],
+        n_tasks=len(data.tasks),
+        datasets=data.datasets,
+        conditions=data.conditions,
+        loo_unit=LOO_UNIT,
+        notes=notes,
+    )
+
+
+def fit_data(
+    data: ChoiceData,
+    spec: ModelSpec,
+    settings: SamplerSettings | None = None,
+    progressbar: bool = True,
+    log_likelihood: bool = True,
+    method: str = "nuts",
+) -> Fit:
+    """Sample the posterior of `spec` on prepared data and summarise it.
+
+    `method="approx"` replaces NUTS by the Laplace approximation of inference/approx.py (for data
+    too large for NUTS); every output says so. `log_likelihood=False` skips the pointwise
+    log-likelihood (cells x draws), which LOO needs but which dominates the file size for large
+    data."""
+    if method not in METHODS:
+        raise FitError(f"unknown method '{method}'; choose one of {', '.join(METHODS)}")
+    settings = settings or SamplerSettings()
+    started = time.perf_counter()
+    cells = model_cells(spec, data)
+    idata, diagnostics = _sample(spec, data, cells, settings, method, progressbar, log_likelihood)
+    _attach_metadata(idata, data, spec, settings, observations_hash(cells), method)
+    sampler = (
+        {"method": "nuts", "chain_method": device.chain_method(settings.chains)}
+        if method == "nuts"
+        else {"method": APPROX_LABEL, "chains": 1}
+    )
+    diagnostics.sampler = {
+        **asdict(settings),
+        **sampler,
+        "device": device.describe(),
+        "precision": precision_of(settings, method),
+        "wall_seconds": round(time.perf_counter() - started, 2),
+    }
+    diagnostics.data = _data_summary(spec, data, cells)
+    n_trials = trials_by_condition(cells, len(data.conditions), len(data.tasks))
+    if not models_conditions(spec, data):
+        n_trials = n_trials.sum(axis=0)
+    posterior = idata["posterior"].to_dataset()
+    r_hat, ess_bulk = convergence(idata)
+    result = Fit(
+        idata=idata,
+        spec=spec,
+        tasks=data.tasks,
+        datasets=data.datasets,
+        conditions=data.conditions,
+        utilities=utilities_table(posterior, data.tasks, n_trials),
+        params=params_table(posterior, r_hat, ess_bulk),
+        diagnostics=diagnostics,
+        task_counts=data.task_counts,
+    )
+    if method == "approx":  # a trailing column, so that no table can be mistaken for NUTS
+        result.utilities["method"] = APPROX_LABEL
+        result.params["method"] = APPROX_LABEL
+    result.ppc = posterior_predictive_checks(result, cells, seed=settings.seed)
+    return result
+
+
+def fit(
+    comparisons: str | Path | pd.DataFrame,
+    tasks: str | Path | pd.DataFrame | None = None,
+    model: str | Path | ModelSpec | None = None,
+    settings: SamplerSettings | None = None,
+    out: str | Path | None = None,
+    force: bool = False,
+    progressbar: bool = True,
+    log_likelihood: bool = True,
+    method: str = "nuts",
+) -> Fit:
+    """Validate comparisons, fit the model (NUTS, or `method="approx"`), and write the fit
+    folder if `out`."""
+    spec = resolve_spec(model)
+    if out is None:
+        data = load_choice_data(comparisons, tasks)
+        return fit_data(data, spec, settings, progressbar, log_likelihood, method)
+    out = Path(out)
+    with output_lock(out):
+        ensure_writable(out, force)
+        data = load_choice_data(comparisons, tasks)
+        result = fit_data(data, spec, settings, progressbar, log_likelihood, method)
+        result.write_locked(out, force)
+    return result
