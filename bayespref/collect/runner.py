@@ -21,7 +21,7 @@ import pandas as pd
 from bayespref.collect.design import pair_design, rating_design
 from bayespref.collect.engines import Engine, EngineOptions, Generation, Request, Response
 from bayespref.collect.engines import make_engine as start_engine
-from bayespref.collect.parse import parse_choice, parse_rating
+from bayespref.collect.parse import parse_rating, read_choice
 from bayespref.collect.store import CollectError, RunStore
 from bayespref.collect.templates import Template, load_template
 from bayespref.data import DEFAULT_CONDITION, validate_comparisons, write_table
@@ -47,6 +47,7 @@ class CollectConfig:
     logprobs: bool = False
     system_prompt: str = ""
     condition: str = DEFAULT_CONDITION
+    max_answer_chars: int = 100_000  # longer answers are stored cut to this length, and marked
 
 
 @dataclass(frozen=True)
@@ -149,10 +150,15 @@ def manifest_config(config: CollectConfig, tasks: pd.DataFrame, template: Templa
     }
 
 
+_DEFAULTS = asdict(CollectConfig("", ""))
+
+
 def _check_manifest(previous: dict | None, config: dict, out: Path) -> None:
     if previous is None:
         return
     before = previous.get("config", {})
+    # A setting added after the folder was written matches it when left at its default.
+    before = {key: _DEFAULTS[key] for key in set(config) - set(before) if key in _DEFAULTS} | before
     changed = sorted(key for key in set(before) | set(config) if before.get(key) != config.get(key))
     if changed:
         details = "; ".join(
@@ -168,15 +174,18 @@ def _answered(records: dict[str, dict]) -> set[str]:
     return {key for key, record in records.items() if record["error"] is None}
 
 
-def _record(trial: Trial, response: Response) -> dict:
+def _record(trial: Trial, response: Response, max_chars: int) -> dict:
+    text = response.text
     return {
         "key": trial.key,
         "task_ids": list(trial.task_ids),
         "sample": trial.sample,
         "seed": trial.seed,
-        "raw_response": response.text,
+        "raw_response": text[:max_chars],
+        "raw_chars": len(text),  # above max_chars when the stored text was cut
         "p_a": response.p_a,
         "label_mass": response.label_mass,
+        "finish_reason": response.finish_reason,
         "error": response.error,
     }
 
@@ -198,10 +207,12 @@ def _table(
         text = record["raw_response"]
         if template.kind == "choice":
             first, second = trial.task_ids
+            reading = read_choice(text, template.labels, template.answer)
             row = {
                 "task_a": first,
                 "task_b": second,
-                "choice": parse_choice(text, template.labels, template.answer),
+                "choice": reading.choice,
+                "refused_chosen": reading.refused_chosen,
                 "dataset_a": dataset[first],
                 "dataset_b": dataset[second],
             }
@@ -223,6 +234,8 @@ def _table(
                 "model": config.model,
                 "engine": config.engine,
                 "raw_response": text,
+                "raw_truncated": record.get("raw_chars", len(text)) > len(text),
+                "finish_reason": record.get("finish_reason"),
                 "p_a": record["p_a"],
                 "label_mass": record["label_mass"],
                 "seed": trial.seed,
@@ -273,6 +286,8 @@ def collect(
         previous = store.read_manifest()
         _check_manifest(previous, manifest["config"], out)
         manifest["created"] = (previous or {}).get("created") or datetime.now(UTC).isoformat()
+        if previous and "system_prompt_folded" in previous:
+            manifest["system_prompt_folded"] = previous["system_prompt_folded"]
         store.write_manifest(manifest)
         answered = _answered(store.records())
         pending = [trial for trial in trials if trial.key not in answered]
@@ -291,8 +306,16 @@ def collect(
                     options or EngineOptions(),
                     config.seed,
                 )
+                manifest["system_prompt_folded"] = bool(
+                    config.system_prompt and getattr(engine, "folds_system", False)
+                )
+                store.write_manifest(manifest)
             responses = _ask(engine, batch, template, config.condition)
-            store.append([_record(t, r) for t, r in zip(batch, responses, strict=True)])
+            records = [
+                _record(t, r, config.max_answer_chars)
+                for t, r in zip(batch, responses, strict=True)
+            ]
+            store.append(records)
             done += sum(response.error is None for response in responses)
             if progress:
                 progress(done, len(trials))

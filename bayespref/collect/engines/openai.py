@@ -34,6 +34,7 @@ class _Retry(Exception):
 
 class OpenAIEngine:
     name = "openai"
+    folds_system = False
 
     def __init__(self, model: str, generation: Generation, http: HttpSettings) -> None:
         self.model = model

@@ -60,6 +60,7 @@ class SimulatedEngine:
     """
 
     name = "simulated"
+    folds_system = False
 
     def __init__(
         self,
