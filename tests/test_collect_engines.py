@@ -441,3 +441,10 @@ def test_missing_engine_packages_are_clear_errors(monkeypatch):
         make_engine("vllm", "m", Generation(), EngineOptions())
     with pytest.raises(ValueError, match="unknown engine 'gpt'"):
         make_engine("gpt", "m", Generation(), EngineOptions())
+
+
+def test_the_install_hint_keeps_its_brackets_on_the_terminal(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "vllm", None)
+    args = ["--engine", "vllm", "--tasks", "shipped:chat", "--n-tasks", "2", "--model", "m"]
+    result = CliRunner().invoke(app, [*args, "--out", str(tmp_path / "run")])
+    assert "pip install 'bayespref[vllm]'" in " ".join(result.output.split())

@@ -8,6 +8,7 @@ from typing import Annotated
 
 import pandas as pd
 import typer
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from bayespref.collect.engines import ENGINES, EngineOptions
@@ -161,7 +162,8 @@ def collect_command(
     )
     if not result.complete:
         errors.print(
-            f"[yellow]warning:[/] {result.errors} trials failed (e.g. {result.error_example}); "
+            f"[yellow]warning:[/] {result.errors} trials failed "
+            f"(e.g. {escape(str(result.error_example))}); "
             "run the same command again to retry them",
             highlight=False,
             soft_wrap=True,
