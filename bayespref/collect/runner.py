@@ -186,6 +186,7 @@ def _record(trial: Trial, response: Response, max_chars: int) -> dict:
         "p_a": response.p_a,
         "label_mass": response.label_mass,
         "finish_reason": response.finish_reason,
+        "refused": response.refused,
         "error": response.error,
     }
 
@@ -211,7 +212,7 @@ def _table(
             row = {
                 "task_a": first,
                 "task_b": second,
-                "choice": reading.choice,
+                "choice": "refusal" if record.get("refused") else reading.choice,
                 "refused_chosen": reading.refused_chosen,
                 "dataset_a": dataset[first],
                 "dataset_b": dataset[second],
@@ -221,7 +222,7 @@ def _table(
             row = {
                 "task_id": trial.task_ids[0],
                 "dataset": dataset[trial.task_ids[0]],
-                "rating": parse_rating(text, template.scale),
+                "rating": None if record.get("refused") else parse_rating(text, template.scale),
                 "scale": template.scale.label,
             }
         rows.append(

@@ -37,6 +37,7 @@ class Response:
     label_mass: float | None = None  # P(either label) at that token
     error: str | None = None  # the engine failed; the trial is retried on the next run
     finish_reason: str | None = None  # "stop", "length" (cut at max_tokens), ...; None: unknown
+    refused: bool = False  # the server marked the answer a refusal (OpenAI's message.refusal)
 
 
 class Engine(Protocol):
