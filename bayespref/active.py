@@ -255,7 +255,8 @@ class _Loop:
             for start in range(0, len(pending), self.batch_size):
                 batch = pending[start : start + self.batch_size]
                 responses = _ask(self.start_engine(), batch, self.template, self.config.condition)
-                store.append([_record(t, r) for t, r in zip(batch, responses, strict=True)])
+                cap = self.config.max_answer_chars
+                store.append([_record(t, r, cap) for t, r in zip(batch, responses, strict=True)])
             return _finish(store, trials, self.config, self.template, self.tasks, manifest)
 
     def start_engine(self) -> Engine:
