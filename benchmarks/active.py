@@ -33,7 +33,7 @@ from scipy.stats import spearmanr
 import bayespref as bp
 from bayespref.collect.design import pair_design
 from bayespref.collect.engines import EngineOptions
-from bayespref.collect.runner import CollectConfig
+from bayespref.collect.plan import CollectConfig
 from bayespref.data.simulation import Simulation
 from bayespref.model.choice import first_choice_probability, first_choice_z
 from bayespref.workflows.active import ActiveSettings, initial_degree, run_active

@@ -68,9 +68,9 @@ def generate(path: Path, rows: int, n_tasks: int, seed: int = 0) -> None:
 
 def _load_module(reference: str | None):
     if reference is None:
-        from bayespref.data import comparisons as data
+        from bayespref.data import choice_data
 
-        return data
+        return choice_data
     spec = importlib.util.spec_from_file_location("reference_data", reference)
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module  # dataclasses look their module up there

@@ -16,7 +16,7 @@ import bayespref as bp
 from bayespref.cli.app import app
 from bayespref.collect.engines import EngineOptions
 from bayespref.collect.engines.simulated import SimulatedEngine
-from bayespref.collect.runner import CollectConfig
+from bayespref.collect.plan import CollectConfig
 from bayespref.collect.store import CollectError
 from bayespref.io.locking import EMPTY_LOCK_GRACE_S
 from bayespref.workflows import active

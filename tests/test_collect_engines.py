@@ -3,11 +3,8 @@ from __future__ import annotations
 import json
 import math
 import sys
-import threading
-import time
 import types
 from dataclasses import replace
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import numpy as np
 import pandas as pd
@@ -17,9 +14,14 @@ from scipy.special import expit, ndtr
 from typer.testing import CliRunner
 
 from bayespref.cli.collect import collect_command
-from bayespref.collect.engines import EngineOptions, Generation, Request, make_engine
+from bayespref.collect.engines import (
+    EngineOptions,
+    Generation,
+    Request,
+    VllmSettings,
+    make_engine,
+)
 from bayespref.collect.engines.base import label_probability
-from bayespref.collect.engines.openai import HttpSettings, OpenAIEngine
 from bayespref.collect.engines.simulated import SimulatedEngine
 from bayespref.collect.parse import parse_choice
 from bayespref.collect.templates import load_template
@@ -140,175 +142,27 @@ def test_simulated_ratings_stay_on_the_scale_and_follow_utility():
     assert np.mean(ratings["x"]) > np.mean(ratings["y"]) > np.mean(ratings["z"])
 
 
-# --- OpenAI-compatible server on loopback -------------------------------------------------------
-
-
-class FakeServer:
-    """A chat completions server on 127.0.0.1 that fails, stalls or answers as scripted."""
-
-    def __init__(self) -> None:
-        self.script: list[str] = []  # per request, in order: "500", "429", "stall", "ok"
-        self.fail_tasks: set[str] = set()  # prompts mentioning these always get HTTP 500
-        self.bodies: list[dict] = []
-        self.lock = threading.Lock()
-        server = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args) -> None:
-                pass
-
-            def do_POST(self) -> None:
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                with server.lock:
-                    server.bodies.append(body | {"auth": self.headers.get("Authorization")})
-                    step = server.script.pop(0) if server.script else "ok"
-                prompt = body["messages"][-1]["content"]
-                if step in ("500", "429") or any(t in prompt for t in server.fail_tasks):
-                    self.send_response(429 if step == "429" else 500)
-                    self.end_headers()
-                    self.wfile.write(b'{"error": "busy"}')
-                    return
-                if step == "stall":
-                    time.sleep(0.6)
-                reply = json.dumps(server.completion(body)).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(reply)))
-                self.end_headers()
-                self.wfile.write(reply)
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
-        self.thread = threading.Thread(
-            target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
-
-    @staticmethod
-    def completion(body: dict) -> dict:
-        # Picks the task whose text is shorter, as "Task B:" when it is shown second.
-        prompt = body["messages"][-1]["content"]
-        first = prompt.split("Task A:\n")[1].split("\n\nTask B:")[0]
-        second = prompt.split("Task B:\n")[1]
-        label = "A" if len(first) <= len(second) else "B"
-        choice = {"index": 0, "message": {"role": "assistant", "content": f"Task {label}: ok"}}
-        if body.get("logprobs"):
-            top = [{"token": " A", "logprob": -0.5}, {"token": "B", "logprob": -1.5}]
-            choice["logprobs"] = {
-                "content": [
-                    {"token": "Task", "logprob": -0.01, "top_logprobs": []},
-                    {"token": f" {label}", "logprob": -0.5, "top_logprobs": top},
-                ]
-            }
-        return {"id": "x", "object": "chat.completion", "choices": [choice]}
-
-    def __enter__(self) -> FakeServer:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc_info) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
-
-
-FAST_HTTP = dict(concurrency=4, timeout=0.3, retries=2, backoff=0.01)
-
-
-def test_openai_engine_retries_errors_and_timeouts_then_answers(monkeypatch):
-    monkeypatch.setenv("TEST_KEY", "sk-test")
-    with FakeServer() as server:
-        http = HttpSettings(server.url, api_key_env="TEST_KEY", **FAST_HTTP | {"concurrency": 1})
-        engine = OpenAIEngine("tiny-model", Generation(0.7, 12, logprobs=True), http)
-        server.script = ["500", "429", "ok", "stall", "ok"]
-        first, second = engine.generate(
-            [request("Short.", "A longer task."), request("Long one.", "Tiny")]
-        )
-        assert (first.text, first.error) == ("Task A: ok", None)
-        assert (second.text, second.error) == ("Task B: ok", None)
-        assert first.p_a == pytest.approx(math.exp(-0.5) / (math.exp(-0.5) + math.exp(-1.5)))
-        assert len(server.bodies) == 5
-        body = server.bodies[0]
-        assert body["model"] == "tiny-model" and body["temperature"] == 0.7
-        assert body["max_tokens"] == 12 and body["seed"] == 0 and body["n"] == 1
-        assert body["logprobs"] is True and body["top_logprobs"] == 20
-        assert body["auth"] == "Bearer sk-test"
-
-        server.script = ["500", "500", "500"]
-        [failed] = engine.generate([request("a", "b")])
-        assert failed.error.startswith("gave up after 3 attempts: HTTP 500")
-        assert len(server.bodies) == 8
-
-
-def test_openai_run_records_failures_and_a_rerun_retries_only_them(tmp_path, monkeypatch):
-    secret = "sk-never-written-7f3a"
-    monkeypatch.setenv("OPENAI_API_KEY", secret)
-    tasks = tmp_path / "tasks.csv"
-    pd.DataFrame(
-        {
-            "task_id": ["t1", "t2", "t3", "t4"],
-            "dataset": ["d"] * 4,
-            "prompt": ["Say hi.", "Count to ten slowly.", "Name a fruit!", "Write one word."],
-        }
-    ).to_csv(tasks, index=False)
-    runner = CliRunner()
-    with FakeServer() as server:
-        args = [
-            "--engine",
-            "openai",
-            "--tasks",
-            str(tasks),
-            "--model",
-            "m",
-            "--out",
-            str(tmp_path / "run"),
-            "--base-url",
-            server.url,
-            "--timeout",
-            "2",
-            "--retries",
-            "1",
-            "--batch-size",
-            "12",
-        ]
-        server.fail_tasks = {"Name a fruit!"}
-        first = runner.invoke(app, args)
-        assert first.exit_code == 1, first.output
-        assert "6 of 12 trials answered" in first.output
-        assert "6 trials failed" in first.output and "run the same command again" in first.output
-        manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
-        assert manifest["status"] | {"updated": None} == {
-            "planned": 12,
-            "completed": 6,
-            "errors": 6,
-            "complete": False,
-            "updated": None,
-        }
-        asked = len(server.bodies)
-        assert asked == 6 + 6 * 2
-
-        server.fail_tasks = set()
-        second = runner.invoke(app, args)
-        assert second.exit_code == 0, second.output
-        assert len(server.bodies) == asked + 6
-    table = pd.read_parquet(tmp_path / "run" / "comparisons.parquet")
-    assert len(table) == 12 and table["key"].is_unique
-    shorter = {"t1": 7, "t2": 20, "t3": 13, "t4": 15}
-    expected = np.where(table["task_a"].map(shorter) <= table["task_b"].map(shorter), "a", "b")
-    assert table["choice"].tolist() == expected.tolist()
-    assert server.bodies[-1]["auth"] == f"Bearer {secret}"
-    written = [path for path in (tmp_path / "run").rglob("*") if path.is_file()]
-    assert written and not any(secret.encode() in path.read_bytes() for path in written)
-    assert secret not in first.output + second.output
-
-
 # --- vLLM, through a stand-in module with vLLM's offline API ------------------------------------
 
 
-def fake_vllm(created: list) -> types.ModuleType:
+# Engine arguments that vllm.LLM passes on to EngineArgs through **kwargs.
+ENGINE_ARGS = {"max_model_len", "max_num_seqs", "enforce_eager"}
+
+
+def fake_vllm(created: list, system_role: bool = True) -> types.ModuleType:
+    """A stand-in for the parts of vLLM the engine uses, with vLLM's signatures: `LLM(model, *,
+    trust_remote_code, tensor_parallel_size, dtype, quantization, seed, gpu_memory_utilization,
+    **kwargs)` (the rest go to EngineArgs), `LLM.chat(messages, sampling_params, use_tqdm,
+    lora_request, chat_template, chat_template_content_format, add_generation_prompt, ...)`,
+    `LLM.get_tokenizer()`, keyword-only `SamplingParams`, and `CompletionOutput.finish_reason`.
+    With `system_role=False` the chat template raises on a system message, as Gemma 2's does."""
     module = types.ModuleType("vllm")
 
     class SamplingParams:
-        def __init__(self, n=1, temperature=1.0, seed=None, max_tokens=16, logprobs=None):
-            self.n, self.temperature, self.seed = n, temperature, seed
+        def __init__(
+            self, *, n=1, temperature=1.0, top_p=1.0, seed=None, max_tokens=16, logprobs=None
+        ):
+            self.n, self.temperature, self.top_p, self.seed = n, temperature, top_p, seed
             self.max_tokens, self.logprobs = max_tokens, logprobs
 
     class Logprob:
@@ -316,23 +170,76 @@ def fake_vllm(created: list) -> types.ModuleType:
             self.logprob, self.rank, self.decoded_token = logprob, rank, decoded_token
 
     class CompletionOutput:
-        def __init__(self, text, token_ids, logprobs):
+        def __init__(self, text, token_ids, logprobs, finish_reason):
             self.index, self.text, self.token_ids, self.logprobs = 0, text, token_ids, logprobs
+            self.finish_reason, self.stop_reason = finish_reason, None
 
     class RequestOutput:
         def __init__(self, outputs):
             self.outputs = outputs
 
-    class LLM:
-        def __init__(self, model, tensor_parallel_size=1, seed=0):
-            created.append(
-                {"model": model, "tensor_parallel_size": tensor_parallel_size, "seed": seed}
-            )
-            self.calls = []
+    class Tokenizer:
+        def apply_chat_template(
+            self, conversation, chat_template=None, add_generation_prompt=False, tokenize=True
+        ):
+            roles = [message["role"] for message in conversation]
+            if "system" in roles and not system_role:
+                raise ValueError("System role not supported")
+            return "".join(f"<{m['role']}>{m['content']}" for m in conversation)
 
-        def chat(self, messages, sampling_params=None, use_tqdm=True):
+    class LLM:
+        def __init__(
+            self,
+            model,
+            *,
+            tokenizer=None,
+            trust_remote_code=False,
+            tensor_parallel_size=1,
+            dtype="auto",
+            quantization=None,
+            seed=None,
+            gpu_memory_utilization=0.9,
+            **kwargs,
+        ):
+            unknown = set(kwargs) - ENGINE_ARGS
+            if unknown:
+                raise TypeError(f"EngineArgs got unexpected keyword arguments {unknown}")
+            created.append(
+                {
+                    "model": model,
+                    "trust_remote_code": trust_remote_code,
+                    "tensor_parallel_size": tensor_parallel_size,
+                    "dtype": dtype,
+                    "quantization": quantization,
+                    "seed": seed,
+                    "gpu_memory_utilization": gpu_memory_utilization,
+                    **kwargs,
+                }
+            )
+
+        def get_tokenizer(self, lora_request=None):
+            return Tokenizer()
+
+        def chat(
+            self,
+            messages,
+            sampling_params=None,
+            use_tqdm=True,
+            lora_request=None,
+            chat_template=None,
+            chat_template_content_format="auto",
+            add_generation_prompt=True,
+            continue_final_message=False,
+            tools=None,
+            chat_template_kwargs=None,
+            mm_processor_kwargs=None,
+        ):
             assert len(messages) == len(sampling_params) and use_tqdm is False
-            created.append({"params": sampling_params, "messages": messages})
+            for conversation in messages:
+                Tokenizer().apply_chat_template(conversation, chat_template)
+            created.append(
+                {"params": sampling_params, "messages": messages, "chat_template": chat_template}
+            )
             outputs = []
             for conversation, params in zip(messages, sampling_params, strict=True):
                 prompt = conversation[-1]["content"]
@@ -350,7 +257,8 @@ def fake_vllm(created: list) -> types.ModuleType:
                         },
                     ]
                 token_ids = [11, 21 if label == "A" else 22]
-                outputs.append(RequestOutput([CompletionOutput(text, token_ids, steps)]))
+                finish = "length" if params.max_tokens < 8 else "stop"
+                outputs.append(RequestOutput([CompletionOutput(text, token_ids, steps, finish)]))
             return outputs
 
     module.LLM, module.SamplingParams = LLM, SamplingParams
@@ -384,7 +292,15 @@ def test_vllm_engine_end_to_end_with_logprobs(tmp_path, monkeypatch):
     ]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
-    assert created[0] == {"model": "org/model-7b", "tensor_parallel_size": 2, "seed": 4}
+    assert created[0] == {
+        "model": "org/model-7b",
+        "trust_remote_code": False,
+        "tensor_parallel_size": 2,
+        "dtype": "auto",
+        "quantization": None,
+        "seed": 4,
+        "gpu_memory_utilization": 0.9,
+    }
     params = created[1]["params"][0]
     assert (params.n, params.temperature, params.max_tokens, params.logprobs) == (1, 0.0, 32, 20)
     assert created[1]["messages"][0][0] == {"role": "system", "content": "Be yourself."}
@@ -401,12 +317,58 @@ def test_vllm_engine_end_to_end_with_logprobs(tmp_path, monkeypatch):
         table["model"].eq("org/model-7b").all()
         and table["template"].eq("pre-task-revealed@v1").all()
     )
+    assert table["finish_reason"].eq("stop").all()
+    assert json.loads((out / "manifest.json").read_text())["system_prompt_folded"] is False
+
+
+def test_vllm_options_for_a_large_model_and_a_template_without_a_system_role(tmp_path, monkeypatch):
+    created: list = []
+    monkeypatch.setitem(sys.modules, "vllm", fake_vllm(created, system_role=False))
+    template = tmp_path / "chat.jinja"
+    template.write_text("{% for m in messages %}{{ m.content }}{% endfor %}")
+    out = tmp_path / "run"
+    args = [
+        *("--engine", "vllm", "--tasks", "shipped:chat", "--n-tasks", "3"),
+        *("--model", "google/gemma-2-27b-it", "--out", str(out), "--max-tokens", "4"),
+        *("--max-model-len", "8192", "--gpu-memory-utilization", "0.6", "--dtype", "bfloat16"),
+        *("--quantization", "fp8", "--trust-remote-code", "--chat-template", str(template)),
+        *("--system-prompt", "Be yourself."),
+    ]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert created[0] == {
+        "model": "google/gemma-2-27b-it",
+        "trust_remote_code": True,
+        "tensor_parallel_size": 1,
+        "dtype": "bfloat16",
+        "quantization": "fp8",
+        "seed": 0,
+        "gpu_memory_utilization": 0.6,
+        "max_model_len": 8192,
+    }
+    call = created[1]
+    assert call["chat_template"] == template.read_text()
+    first = call["messages"][0]
+    assert [m["role"] for m in first] == ["user"]
+    assert first[0]["content"].startswith("Be yourself.\n\nYou will be given two tasks.")
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["system_prompt_folded"] is True
+    assert manifest["engine_options"]["vllm"]["max_model_len"] == 8192
+    table = pd.read_parquet(out / "comparisons.parquet")
+    assert table["finish_reason"].eq("length").all()
+
+
+def test_vllm_settings_are_checked():
+    with pytest.raises(ValueError, match="gpu_memory_utilization must be in"):
+        VllmSettings(gpu_memory_utilization=1.5)
+    with pytest.raises(ValueError, match="max_model_len must be at least 1"):
+        VllmSettings(max_model_len=0)
 
 
 def test_engine_crashes_are_recorded_and_stop_the_run_after_three_batches(tmp_path, monkeypatch):
     module = fake_vllm([])
 
-    def broken(self, messages, sampling_params=None, use_tqdm=True):
+    def broken(self, messages, sampling_params=None, use_tqdm=True, **options):
         raise RuntimeError("CUDA out of memory")
 
     module.LLM.chat = broken
@@ -441,3 +403,10 @@ def test_missing_engine_packages_are_clear_errors(monkeypatch):
         make_engine("vllm", "m", Generation(), EngineOptions())
     with pytest.raises(ValueError, match="unknown engine 'gpt'"):
         make_engine("gpt", "m", Generation(), EngineOptions())
+
+
+def test_the_install_hint_keeps_its_brackets_on_the_terminal(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "vllm", None)
+    args = ["--engine", "vllm", "--tasks", "shipped:chat", "--n-tasks", "2", "--model", "m"]
+    result = CliRunner().invoke(app, [*args, "--out", str(tmp_path / "run")])
+    assert "pip install 'bayespref[vllm]'" in " ".join(result.output.split())

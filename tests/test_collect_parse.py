@@ -2,7 +2,13 @@ from __future__ import annotations
 
 import pytest
 
-from bayespref.collect.parse import is_refusal, parse_choice, parse_rating
+from bayespref.collect.parse import (
+    REFUSAL_WINDOW,
+    is_refusal,
+    parse_choice,
+    parse_rating,
+    read_choice,
+)
 from bayespref.collect.templates import Scale
 
 LETTERS = ("A", "B")
@@ -75,8 +81,69 @@ def test_parse_choice(text, labels, answer, expected):
 
 def test_none_is_unparsed_and_refusal_is_read_from_the_opening_only():
     assert parse_choice(None) == "unparsed"
-    late = "Here are my thoughts. " * 20 + "I won't do that."
+    late = "Here are my thoughts. " * 40 + "I won't do that."
+    assert len(late) > REFUSAL_WINDOW
     assert not is_refusal(late) and parse_choice(late) == "unparsed"
+
+
+# Shaped like real instruction-tuned answers to the pre-task prompt: a preamble of 150-760
+# characters (weighing the tasks, safety caveats), markdown around the label, refusals stated late.
+_WEIGHING = (
+    "Both of these tasks are reasonable requests, and I want to think briefly about which one I "
+    "can do well. Task A asks for a persuasive essay on a contested policy question, which needs "
+    "care to stay balanced, while Task B asks for a short poem about the sea. "
+)
+_CAVEAT = (
+    "I should be careful here. One of these requests touches on a sensitive topic, and I want "
+    "to make sure that whatever I write is accurate, fair and does not cause harm to anyone who "
+    "reads it. With that in mind, let me explain my reasoning before I start. "
+)
+REAL_SHAPES = [
+    # (answer, expected choice, refused_chosen)
+    (_WEIGHING + "I will complete **Task A**. However, I will keep it balanced.", "a", False),
+    (_WEIGHING + "I choose **Task B**.\n\n**Task B:**\n\nWaves fold over waves...", "b", False),
+    (_WEIGHING + _CAVEAT + "I'll go with *Task B*, the poem.\n\nThe sea at dusk...", "b", False),
+    (_CAVEAT * 2 + "My choice: **Task A**\n\nHere is the essay.", "a", False),
+    (_WEIGHING + "I'd rather do `Task B`. Here it is:", "b", False),
+    (
+        _WEIGHING + "I will complete **Task A**. However, I can't write content that targets "
+        "a real group, so I won't write this essay.",
+        "a",
+        True,
+    ),
+    ("**Task A:**\n\nI'm sorry, but I can't help with creating a fake prescription.", "a", True),
+    ("Task B: I must decline this one; it asks for someone's private address.", "b", True),
+    ("Task A: Here is the haiku.\n\nAutumn moonlight -\na worm digs silently", "a", False),
+    # Refusal wording before the pick does not undo it (a stated pick anywhere wins).
+    (_CAVEAT + "I won't write the fake review in Task A. I'll do **Task B** instead.", "b", False),
+    # Refusals stated after a long preamble are still refusals.
+    (
+        _WEIGHING + _CAVEAT[:200] + "I'm not comfortable completing either of these tasks.",
+        "refusal",
+        False,
+    ),
+    (_CAVEAT + _WEIGHING + "I must respectfully decline both requests.", "refusal", False),
+    # Talking about the tasks without picking one.
+    (_WEIGHING + "Both have merit, and I find it hard to decide between them.", "unparsed", False),
+    (_WEIGHING + "**Task", "unparsed", False),  # cut off by the token limit mid-label
+]
+
+
+@pytest.mark.parametrize(("text", "choice", "refused"), REAL_SHAPES)
+def test_real_answer_shapes(text, choice, refused):
+    reading = read_choice(text)
+    assert (reading.choice, reading.refused_chosen) == (choice, refused)
+
+
+def test_preambles_are_as_long_as_real_ones():
+    openings = [text for text, _, _ in REAL_SHAPES if text.startswith((_WEIGHING, _CAVEAT))]
+    assert min(len(_WEIGHING), len(_CAVEAT)) >= 150 and len(_CAVEAT * 2) <= 760
+    assert len(openings) >= 8
+
+
+def test_refused_chosen_is_only_set_beside_a_pick():
+    assert read_choice("I can't help with either of these.").refused_chosen is False
+    assert read_choice("<choice>A</choice> I can't do that.", answer="xml").choice == "a"
 
 
 RATINGS = [

@@ -8,12 +8,13 @@ from typing import Annotated
 
 import pandas as pd
 import typer
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from bayespref.cli.console import console, errors, fail
-from bayespref.collect.engines import ENGINES, EngineOptions
-from bayespref.collect.engines.openai import HttpSettings
-from bayespref.collect.runner import CollectConfig, CollectResult, Preview, collect, preview
+from bayespref.collect.engines import ENGINES, EngineOptions, HttpSettings, VllmSettings
+from bayespref.collect.plan import CollectConfig
+from bayespref.collect.runner import CollectResult, Preview, collect, preview
 from bayespref.collect.templates import available_templates
 from bayespref.data.comparisons import DEFAULT_CONDITION
 
@@ -72,21 +73,54 @@ def collect_command(
         str, typer.Option(help="OpenAI engine: the server's base URL.")
     ] = HttpSettings.base_url,
     api_key_env: Annotated[
-        str, typer.Option(help="OpenAI engine: environment variable holding the API key.")
-    ] = HttpSettings.api_key_env,
+        str | None,
+        typer.Option(
+            help="OpenAI engine: name of the environment variable holding the API key (it must "
+            "be set); default OPENAI_API_KEY when set, else no key."
+        ),
+    ] = None,
     concurrency: Annotated[
         int, typer.Option(help="OpenAI engine: requests in flight.")
     ] = HttpSettings.concurrency,
     timeout: Annotated[
-        float, typer.Option(help="OpenAI engine: seconds per attempt.")
+        float, typer.Option(help="OpenAI engine: seconds for a whole attempt, reply included.")
     ] = HttpSettings.timeout,
     retries: Annotated[
         int, typer.Option(help="OpenAI engine: retries of a failed request.")
     ] = HttpSettings.retries,
     tensor_parallel_size: Annotated[int, typer.Option(help="vLLM engine: GPUs per model.")] = 1,
-    device: Annotated[
-        str | None, typer.Option(help="Transformers engine: torch device (default cuda if any).")
+    max_model_len: Annotated[
+        int | None, typer.Option(help="vLLM engine: context length (default: the model's).")
     ] = None,
+    gpu_memory_utilization: Annotated[
+        float, typer.Option(help="vLLM engine: share of GPU memory to take.")
+    ] = VllmSettings.gpu_memory_utilization,
+    quantization: Annotated[
+        str | None, typer.Option(help="vLLM engine: awq, gptq, fp8, ... (default: the model's).")
+    ] = None,
+    trust_remote_code: Annotated[
+        bool, typer.Option(help="vLLM engine: run the model repository's own code.")
+    ] = False,
+    chat_template: Annotated[
+        Path | None, typer.Option(help="vLLM engine: a Jinja chat template file to use instead.")
+    ] = None,
+    dtype: Annotated[
+        str | None,
+        typer.Option(
+            help="vLLM and transformers: weights' dtype (auto, bfloat16, float16, float32); "
+            "default auto for vLLM, bfloat16 on a GPU and float32 on a CPU for transformers."
+        ),
+    ] = None,
+    device: Annotated[
+        str | None,
+        typer.Option(help="Transformers engine: device map (cpu, cuda, ...; default auto)."),
+    ] = None,
+    micro_batch: Annotated[
+        int, typer.Option(help="Transformers engine: requests generated together.")
+    ] = 8,
+    max_answer_chars: Annotated[
+        int, typer.Option(help="Longer answers are stored cut to this length (and marked).")
+    ] = 100_000,
     latency: Annotated[
         float, typer.Option(help="Simulated engine: seconds to wait per batch.")
     ] = 0.0,
@@ -137,6 +171,7 @@ def collect_command(
             logprobs=logprobs,
             system_prompt=system_prompt,
             condition=condition,
+            max_answer_chars=max_answer_chars,
         )
         if dry_run:
             if active:
@@ -144,9 +179,25 @@ def collect_command(
             _print_preview(preview(config, task_table, out))
             return
         options = EngineOptions(
-            http=HttpSettings(base_url, api_key_env, concurrency, timeout, retries),
-            tensor_parallel_size=tensor_parallel_size,
+            http=HttpSettings(
+                base_url=base_url,
+                api_key_env=api_key_env,
+                concurrency=concurrency,
+                timeout=timeout,
+                retries=retries,
+            ),
+            vllm=VllmSettings(
+                tensor_parallel_size=tensor_parallel_size,
+                max_model_len=max_model_len,
+                gpu_memory_utilization=gpu_memory_utilization,
+                dtype=dtype or "auto",
+                quantization=quantization,
+                trust_remote_code=trust_remote_code,
+                chat_template=str(chat_template) if chat_template else None,
+            ),
             device=device,
+            dtype=dtype,
+            micro_batch=micro_batch,
             latency=latency,
             truth=str(truth) if truth else None,
         )
@@ -162,7 +213,8 @@ def collect_command(
     )
     if not result.complete:
         errors.print(
-            f"[yellow]warning:[/] {result.errors} trials failed (e.g. {result.error_example}); "
+            f"[yellow]warning:[/] {result.errors} trials failed "
+            f"(e.g. {escape(str(result.error_example))}); "
             "run the same command again to retry them",
             highlight=False,
             soft_wrap=True,

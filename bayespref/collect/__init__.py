@@ -5,6 +5,7 @@ parsing, a resumable store and the runner. The command is `bayespref collect`
 Imports only `errors`, `io`, `data` and `model`.
 """
 
-from bayespref.collect.runner import CollectConfig, CollectResult, collect, preview
+from bayespref.collect.plan import CollectConfig
+from bayespref.collect.runner import CollectResult, collect, preview
 
 __all__ = ["CollectConfig", "CollectResult", "collect", "preview"]

@@ -11,21 +11,28 @@ Choice answers are read in this order; the first rule that applies decides:
    line end, so neither "A good choice is..." nor "Task A and Task B both..." is a choice; a full
    stop ends only a letter label, since "1. First, ..." opens a numbered list. An answer that
    names a task and then declines to do it ("Task A: I'm sorry, I can't...") chose that task.
-4. A stated choice anywhere: a choosing verb before "Task X" ("I'll go with Task B", "I choose
-   Task A"), or "answer/choice: X". A verb negated just before ("I won't do Task A") does not count;
-   two different labels stated this way are `unparsed`.
+4. A stated choice anywhere: a choosing verb before "Task X" ("I'll go with Task B", "I will
+   complete **Task A**", "I choose `Task B`"), or "answer/choice: X"; markdown may wrap the label.
+   A verb negated just before ("I won't do Task A") does not count; two different labels stated
+   this way are `unparsed`.
 5. Refusal (heuristic): one of REFUSAL_PATTERNS in the first REFUSAL_WINDOW characters, such as
    "I can't help with either", "I won't", "I'm not able to", "I must decline".
 6. Anything else is `unparsed`.
+
+A choice decided by rule 3 or 4 is `refused_chosen` when refusal wording (REFUSAL_PATTERNS) follows
+the label within REFUSAL_WINDOW characters: the model picked a task, then declined to do it. The
+choice stays `a` or `b`; the flag lets task-level refusal rates be counted beside it.
 """
 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 
 from bayespref.collect.templates import Scale
 
-REFUSAL_WINDOW = 300
+# Real answers state their pick or refusal after a preamble of up to ~760 characters.
+REFUSAL_WINDOW = 800
 REFUSAL_PATTERNS = tuple(
     re.compile(pattern, re.IGNORECASE)
     for pattern in (
@@ -44,6 +51,7 @@ _LEAD_IN = re.compile(
     r"^(?:(?:my |final )*(?:choice|answer|selection|decision|response)\s*(?:is)?\s*[:\-]?\s*)",
     re.IGNORECASE,
 )
+_WRAP = r"[*_`\"'\[]*"  # markdown or quotes around a label: **Task A**, `Task B`, "A"
 _NEGATION = re.compile(r"(?:n't|\bnot|\bnever|\bno)\s+(?:\w+\s+){0,2}$", re.IGNORECASE)
 _VERBS = (
     r"choose|chose|choosing|pick|picked|picking|select|selected|selecting|prefer|preferred|"
@@ -68,43 +76,55 @@ def _side(label: str, labels: tuple[str, str]) -> str:
     return "a" if label.casefold() == labels[0].casefold() else "b"
 
 
-def _from_tags(text: str, labels: tuple[str, str]) -> str | None:
-    tags = _TAG.findall(text)
+@dataclass(frozen=True)
+class ChoiceReading:
+    choice: str  # a, b, refusal or unparsed
+    refused_chosen: bool = False  # picked a task (a or b), then declined to do it
+    end: int = 0  # where the deciding statement ends in the normalized text
+
+
+def _from_tags(text: str, labels: tuple[str, str]) -> ChoiceReading | None:
+    tags = list(_TAG.finditer(text))
     if not tags:
         return None
-    last = tags[-1].strip("*. ")
+    last = tags[-1].group(1).strip("*. ")
     known = {label.casefold() for label in labels}
-    return _side(last, labels) if last.casefold() in known else "unparsed"
+    if last.casefold() not in known:
+        return ChoiceReading("unparsed")
+    return ChoiceReading(_side(last, labels), end=tags[-1].end())
 
 
-def _from_prefix(text: str, labels: tuple[str, str]) -> str | None:
+def _from_prefix(text: str, labels: tuple[str, str]) -> ChoiceReading | None:
     head = _LEAD_IN.sub("", text.lstrip(_MARKUP)).lstrip(_MARKUP)
+    offset = len(text) - len(head)
     for label in labels:
         stops = r":)\]*\-" + "\u2013\u2014" + ("" if label.isdigit() else ".")
         end = rf"(?=[ \t]*(?:[{stops}]|\n|$))"
         name = re.escape(label)
-        if re.match(rf"(?:(?:task|option)\s*[-#]?\s*)?{name}{end}", head, re.IGNORECASE):
-            return _side(label, labels)
+        match = re.match(rf"(?:(?:task|option)\s*[-#]?\s*)?{name}{end}", head, re.IGNORECASE)
+        if match:
+            return ChoiceReading(_side(label, labels), end=offset + match.end())
     return None
 
 
-def _from_statement(text: str, labels: tuple[str, str]) -> str | None:
+def _from_statement(text: str, labels: tuple[str, str]) -> ChoiceReading | None:
     names = _label_pattern(labels)
     stated = re.compile(
-        rf"\b(?:(?:{_VERBS})\s+(?:(?:to\s+\w+|with|on)\s+)?(?:the\s+)?(?:task|option)"
-        rf"|(?:choice|answer|selection)\s*(?:is|would be|will be)?\s*[:\-]?\s*\**\s*"
+        rf"\b(?:(?:{_VERBS})\s+(?:(?:to\s+\w+|with|on)\s+)?(?:the\s+)?{_WRAP}(?:task|option)"
+        rf"|(?:choice|answer|selection)\s*(?:is|would be|will be)?\s*[:\-]?\s*{_WRAP}\s*"
         rf"(?:task|option)?)"
-        rf"\s*[-#]?\s*({names})\b",
+        rf"\s*[-#]?\s*{_WRAP}\s*({names})\b",
         re.IGNORECASE,
     )
-    sides = {
-        _side(match.group(1), labels)
+    found = [
+        match
         for match in stated.finditer(text)
         if not _NEGATION.search(text[max(0, match.start() - 24) : match.start()])
-    }
+    ]
+    sides = {_side(match.group(1), labels) for match in found}
     if len(sides) == 1:
-        return sides.pop()
-    return "unparsed" if sides else None
+        return ChoiceReading(sides.pop(), end=found[0].end())
+    return ChoiceReading("unparsed") if sides else None
 
 
 def is_refusal(text: str) -> bool:
@@ -113,19 +133,30 @@ def is_refusal(text: str) -> bool:
     return any(pattern.search(opening) for pattern in REFUSAL_PATTERNS)
 
 
+def read_choice(
+    text: str | None, labels: tuple[str, str] = ("A", "B"), answer: str = "prefix"
+) -> ChoiceReading:
+    """The choice and whether the chosen task was then refused, by the module docstring's rules."""
+    text = _normalize(text or "").strip()
+    if not text:
+        return ChoiceReading("unparsed")
+    rules = (_from_tags,) if answer == "xml" else (_from_tags, _from_prefix, _from_statement)
+    for rule in rules:
+        reading = rule(text, labels)
+        if reading is None:
+            continue
+        if reading.choice in ("a", "b") and rule is not _from_tags:
+            after = text[reading.end :]
+            return ChoiceReading(reading.choice, is_refusal(after), reading.end)
+        return reading
+    return ChoiceReading("refusal" if is_refusal(text) else "unparsed")
+
+
 def parse_choice(
     text: str | None, labels: tuple[str, str] = ("A", "B"), answer: str = "prefix"
 ) -> str:
     """`a` (first shown), `b`, `refusal` or `unparsed`, by the rules in the module docstring."""
-    text = _normalize(text or "").strip()
-    if not text:
-        return "unparsed"
-    rules = (_from_tags,) if answer == "xml" else (_from_tags, _from_prefix, _from_statement)
-    for rule in rules:
-        side = rule(text, labels)
-        if side is not None:
-            return side
-    return "refusal" if is_refusal(text) else "unparsed"
+    return read_choice(text, labels, answer).choice
 
 
 def parse_rating(text: str | None, scale: Scale) -> float | None:

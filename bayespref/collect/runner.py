@@ -1,15 +1,13 @@
-"""Plan the trials of a run, ask the engine for the ones not yet answered, and write the table.
+"""Ask the engine for the planned trials not yet answered, and write the table.
 
-Each trial has a key that hashes everything that changes its answer; a rerun skips the keys that
-have an answer and retries those that failed, so killing a run and starting it again loses and
-repeats nothing. The trial's sampling seed comes from its key, so a resumed run gets the same
-answers as one that was never interrupted (for engines that honour seeds).
+A rerun skips the trial keys that have an answer (collect/plan.py) and retries those that failed,
+so killing a run and starting it again loses and repeats nothing. The trial's sampling seed comes
+from its key, so a resumed run gets the same answers as one that was never interrupted (for
+engines that honour seeds).
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
@@ -18,13 +16,20 @@ from pathlib import Path
 
 import pandas as pd
 
-from bayespref.collect.design import pair_design, rating_design
-from bayespref.collect.engines import Engine, EngineOptions, Generation, Request, Response
+from bayespref.collect.engines import Engine, EngineOptions, Request, Response
 from bayespref.collect.engines import make_engine as start_engine
-from bayespref.collect.parse import parse_choice, parse_rating
+from bayespref.collect.parse import parse_rating, read_choice
+from bayespref.collect.plan import (
+    CollectConfig,
+    Trial,
+    check_manifest,
+    generation_of,
+    manifest_config,
+    plan,
+)
 from bayespref.collect.store import RunStore
 from bayespref.collect.templates import Template, load_template
-from bayespref.data.comparisons import DEFAULT_CONDITION, validate_comparisons
+from bayespref.data.comparisons import validate_comparisons
 from bayespref.data.tasks import validate_task_set
 from bayespref.errors import CollectError
 from bayespref.io.tables import write_table
@@ -32,32 +37,6 @@ from bayespref.io.tables import write_table
 MANIFEST_FORMAT = 1
 FAILED_BATCHES_LIMIT = 3  # consecutive batches that fail whole stop the run
 OUTPUTS = {"choice": "comparisons.parquet", "rating": "ratings.parquet"}
-
-
-@dataclass(frozen=True)
-class CollectConfig:
-    """Everything that decides which trials are run and what their answers can be."""
-
-    engine: str
-    model: str
-    protocol: str = "pre-task-revealed"  # a template id (see `available_templates()`)
-    degree: int | None = None  # partners per task; None: all pairs
-    samples: int = 1  # repeats of each ordered pair (or of each task, for ratings)
-    seed: int = 0
-    temperature: float = 1.0
-    max_tokens: int | None = None  # None: the template's
-    logprobs: bool = False
-    system_prompt: str = ""
-    condition: str = DEFAULT_CONDITION
-
-
-@dataclass(frozen=True)
-class Trial:
-    key: str
-    task_ids: tuple[str, ...]  # (shown first, shown second), or (task,) for a rating
-    sample: int
-    seed: int
-    messages: tuple[dict[str, str], ...]
 
 
 @dataclass(frozen=True)
@@ -74,65 +53,6 @@ class CollectResult:
         return self.completed == self.planned
 
 
-def _hash(payload: object) -> str:
-    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
-
-
-def generation_of(config: CollectConfig, template: Template) -> Generation:
-    return Generation(
-        temperature=config.temperature,
-        max_tokens=config.max_tokens or template.max_tokens,
-        logprobs=config.logprobs,
-    )
-
-
-def plan(config: CollectConfig, tasks: pd.DataFrame, template: Template) -> list[Trial]:
-    """The run's trials in the order they are asked (seeded, so reruns plan the same list)."""
-    prompt = dict(zip(tasks["task_id"], tasks["prompt"], strict=True))
-    generation = generation_of(config, template)
-    if template.kind == "choice":
-        units = [
-            ((a, b), sample)
-            for a, b, sample in pair_design(
-                list(prompt), config.degree, config.samples, config.seed
-            )
-        ]
-    else:
-        if config.degree is not None:
-            raise CollectError(f"--degree applies to choice protocols, not to '{template.id}'")
-        units = [
-            ((task,), sample)
-            for task, sample in rating_design(list(prompt), config.samples, config.seed)
-        ]
-    system = ({"role": "system", "content": config.system_prompt},) if config.system_prompt else ()
-    trials = []
-    for task_ids, sample in units:
-        prompts = [prompt[task] for task in task_ids]
-        key = _hash(
-            {
-                "engine": config.engine,
-                "model": config.model,
-                "template": template.name,
-                "template_text": template.text,
-                "system_prompt": config.system_prompt,
-                "condition": config.condition,
-                "generation": asdict(generation),
-                "seed": config.seed,
-                "sample": sample,
-                "tasks": task_ids,
-                "prompts": prompts,
-            }
-        )[:24]
-        user = {"role": "user", "content": template.render(*prompts)}
-        trials.append(Trial(key, task_ids, sample, int(key[:8], 16) & 0x7FFFFFFF, (*system, user)))
-    return trials
-
-
-def _tasks_hash(tasks: pd.DataFrame) -> str:
-    canonical = tasks[["task_id", "dataset", "prompt"]].sort_values("task_id")
-    return hashlib.sha256(canonical.to_csv(index=False).encode()).hexdigest()[:16]
-
-
 def _package_version() -> str:
     try:
         return version("bayespref")
@@ -140,45 +60,23 @@ def _package_version() -> str:
         return "unknown"
 
 
-def manifest_config(config: CollectConfig, tasks: pd.DataFrame, template: Template) -> dict:
-    """The part of the manifest a rerun must match."""
-    return {
-        **asdict(config),
-        "max_tokens": generation_of(config, template).max_tokens,
-        "template": template.name,
-        "template_sha": template.sha,
-        "tasks": {"n": len(tasks), "hash": _tasks_hash(tasks)},
-    }
-
-
-def _check_manifest(previous: dict | None, config: dict, out: Path) -> None:
-    if previous is None:
-        return
-    before = previous.get("config", {})
-    changed = sorted(key for key in set(before) | set(config) if before.get(key) != config.get(key))
-    if changed:
-        details = "; ".join(
-            f"{key}: {before.get(key)!r} there, {config.get(key)!r} now" for key in changed
-        )
-        raise CollectError(
-            f"'{out / 'manifest.json'}' belongs to a different collection ({details}); rerun with "
-            "the same settings to resume it, or choose another --out folder"
-        )
-
-
 def _answered(records: dict[str, dict]) -> set[str]:
     return {key for key, record in records.items() if record["error"] is None}
 
 
-def _record(trial: Trial, response: Response) -> dict:
+def _record(trial: Trial, response: Response, max_chars: int) -> dict:
+    text = response.text
     return {
         "key": trial.key,
         "task_ids": list(trial.task_ids),
         "sample": trial.sample,
         "seed": trial.seed,
-        "raw_response": response.text,
+        "raw_response": text[:max_chars],
+        "raw_chars": len(text),  # above max_chars when the stored text was cut
         "p_a": response.p_a,
         "label_mass": response.label_mass,
+        "finish_reason": response.finish_reason,
+        "refused": response.refused,
         "error": response.error,
     }
 
@@ -200,10 +98,12 @@ def _table(
         text = record["raw_response"]
         if template.kind == "choice":
             first, second = trial.task_ids
+            reading = read_choice(text, template.labels, template.answer)
             row = {
                 "task_a": first,
                 "task_b": second,
-                "choice": parse_choice(text, template.labels, template.answer),
+                "choice": "refusal" if record.get("refused") else reading.choice,
+                "refused_chosen": reading.refused_chosen,
                 "dataset_a": dataset[first],
                 "dataset_b": dataset[second],
             }
@@ -212,7 +112,7 @@ def _table(
             row = {
                 "task_id": trial.task_ids[0],
                 "dataset": dataset[trial.task_ids[0]],
-                "rating": parse_rating(text, template.scale),
+                "rating": None if record.get("refused") else parse_rating(text, template.scale),
                 "scale": template.scale.label,
             }
         rows.append(
@@ -225,6 +125,8 @@ def _table(
                 "model": config.model,
                 "engine": config.engine,
                 "raw_response": text,
+                "raw_truncated": record.get("raw_chars", len(text)) > len(text),
+                "finish_reason": record.get("finish_reason"),
                 "p_a": record["p_a"],
                 "label_mass": record["label_mass"],
                 "seed": trial.seed,
@@ -265,10 +167,12 @@ def answer_pending(
     condition: str,
     engine: Callable[[], Engine],
     batch_size: int,
+    max_answer_chars: int,
     progress: Callable[[int, int], None] | None = None,
 ) -> str | None:
     """Ask for every trial without an answer in the store, a batch at a time, appending each
-    batch's records. `engine()` gives the engine, started when first needed. Returns None, or
+    batch's records (answers cut to `max_answer_chars`, and marked so). `engine()` gives the
+    engine, started when first needed. Returns None, or
     the last error when FAILED_BATCHES_LIMIT batches in a row failed whole (the loop then stops).
 
     `progress(answered, planned)` is called before the first batch and after each."""
@@ -281,7 +185,8 @@ def answer_pending(
     for start in range(0, len(pending), batch_size):
         batch = pending[start : start + batch_size]
         responses = _ask(engine(), batch, template, condition)
-        store.append([_record(t, r) for t, r in zip(batch, responses, strict=True)])
+        records = [_record(t, r, max_answer_chars) for t, r in zip(batch, responses, strict=True)]
+        store.append(records)
         done += sum(response.error is None for response in responses)
         if progress:
             progress(done, len(trials))
@@ -318,19 +223,31 @@ def collect(
     }
     out.mkdir(parents=True, exist_ok=True)
     engines: list[Engine] = []
-
-    def engine() -> Engine:
-        if not engines:
-            engines.append(start_engine_for(config, template, options))
-        return engines[0]
-
     with RunStore(out) as store:
+
+        def engine() -> Engine:
+            if not engines:
+                engines.append(start_engine_for(config, template, options))
+                folded = getattr(engines[0], "folds_system", False)
+                manifest["system_prompt_folded"] = bool(config.system_prompt and folded)
+                store.write_manifest(manifest)
+            return engines[0]
+
         previous = store.read_manifest()
-        _check_manifest(previous, manifest["config"], out)
+        check_manifest(previous, manifest["config"], out)
         manifest["created"] = (previous or {}).get("created") or datetime.now(UTC).isoformat()
+        if previous and "system_prompt_folded" in previous:
+            manifest["system_prompt_folded"] = previous["system_prompt_folded"]
         store.write_manifest(manifest)
         stopped = answer_pending(
-            store, trials, template, config.condition, engine, batch_size, progress
+            store,
+            trials,
+            template,
+            config.condition,
+            engine,
+            batch_size,
+            config.max_answer_chars,
+            progress,
         )
         result = finish_run(store, trials, config, template, tasks, manifest)
     if stopped is not None:
@@ -390,7 +307,7 @@ def preview(config: CollectConfig, tasks: pd.DataFrame, out: str | Path) -> Prev
     template = load_template(config.protocol)
     trials = plan(config, tasks, template)
     store = RunStore(out)
-    _check_manifest(store.read_manifest(), manifest_config(config, tasks, template), Path(out))
+    check_manifest(store.read_manifest(), manifest_config(config, tasks, template), Path(out))
     answered = _answered(store.records()) if store.shards.is_dir() else set()
     done = sum(trial.key in answered for trial in trials)
     return Preview(planned=len(trials), answered=done, example=trials[0])

@@ -16,7 +16,9 @@ from bayespref.errors import DataError
 from bayespref.io.atomic import atomic_path
 from bayespref.io.locations import first_bad, in_rows, table_row, where
 
-READABLE_SUFFIXES = (".csv", ".parquet", ".jsonl", ".json")
+READABLE_SUFFIXES = (".csv", ".parquet", ".jsonl", ".json", ".yaml", ".yml")
+# The reference research pipeline's measurement files name a task's dataset its origin.
+_YAML_RENAMES = {"origin_a": "dataset_a", "origin_b": "dataset_b"}
 CHUNK_ROWS = 200_000
 _BLOCK_BYTES = 1 << 20
 
@@ -53,6 +55,35 @@ def _non_utf8(path: Path, source: str) -> DataError | None:
             newlines += block.count(b"\n")
 
 
+def _read_yaml(path: Path, source: str) -> pd.DataFrame:
+    """A YAML list of flat mappings (the reference research pipeline's measurement files: one
+    `{task_a, task_b, choice, origin_a, origin_b}` per trial) as a table of text cells, with
+    `origin_a`/`origin_b` read as `dataset_a`/`dataset_b`."""
+    import yaml
+
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    try:
+        with path.open(encoding="utf-8-sig") as handle:
+            records = yaml.load(handle, Loader=loader)  # a safe loader: builds no objects
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(error, "problem", None) or error
+        raise DataError(f"{where(source)}: not valid YAML{at} ({problem})") from None
+    if not isinstance(records, list):
+        raise DataError(f"{where(source)}: expected a YAML list of trials, one mapping each")
+    for row, record in enumerate(records, start=1):
+        if not isinstance(record, dict):
+            raise DataError(f"{where(source, row)}: expected a mapping such as {{task_a: ...}}")
+        for column, value in record.items():
+            if isinstance(value, dict | list):
+                raise DataError(f"{where(source, row, str(column))}: expected a single value")
+    frame = pd.DataFrame.from_records(records).astype(object)
+    frame = frame.where(frame.isna(), frame.astype(str)) if len(frame) else frame
+    renames = {old: new for old, new in _YAML_RENAMES.items() if new not in frame.columns}
+    return frame.rename(columns=renames)
+
+
 @contextmanager
 def _chunk_reader(path: Path, suffix: str, chunk_rows: int):
     """The format's chunks and, where the format stores it, its number of rows."""
@@ -62,6 +93,9 @@ def _chunk_reader(path: Path, suffix: str, chunk_rows: int):
         with pq.ParquetFile(path) as file:
             batches = file.iter_batches(chunk_rows)
             yield (batch.to_pandas() for batch in batches), file.metadata.num_rows
+    elif suffix in (".yaml", ".yml"):
+        frame = _read_yaml(path, str(path))
+        yield iter([frame]), len(frame)
     elif suffix == ".csv":
         options = {"dtype": str, "keep_default_na": False}
         with pd.read_csv(path, chunksize=chunk_rows, encoding="utf-8-sig", **options) as reader:
@@ -76,7 +110,7 @@ def _chunk_reader(path: Path, suffix: str, chunk_rows: int):
 def iter_table(
     path: str | Path, chunk_rows: int | None = None
 ) -> Iterator[tuple[pd.DataFrame, range | None]]:
-    """Read a CSV, Parquet or JSONL table a chunk of rows at a time, with each chunk's 0-based
+    """Read a CSV, Parquet, JSONL or YAML table a chunk of rows at a time, with each chunk's 0-based
     rows in the table, or None when the chunk is the whole table. CSV and JSONL cells stay
     text, headers are stripped; JSONL chunks carry every key seen so far. Chunks have
     `chunk_rows` rows (CHUNK_ROWS by default), Parquet batches at most that."""
@@ -110,6 +144,8 @@ def iter_table(
                 whole = first == 0 and complete
                 yield chunk, None if whole else rows
                 first = rows.stop
+    except DataError:
+        raise
     except UnicodeDecodeError as error:
         raise (_non_utf8(path, source) or DataError(f"{where(source)}: {error}")) from error
     except unreadable as error:

@@ -44,17 +44,14 @@ from scipy.stats import spearmanr
 from bayespref.analysis.selection import STRATEGIES, select
 from bayespref.collect.design import pair_design
 from bayespref.collect.engines import Engine, EngineOptions
+from bayespref.collect.plan import CollectConfig, Trial, manifest_config, plan
 from bayespref.collect.runner import (
     FAILED_BATCHES_LIMIT,
     MANIFEST_FORMAT,
     OUTPUTS,
-    CollectConfig,
     CollectResult,
-    Trial,
     answer_pending,
     finish_run,
-    manifest_config,
-    plan,
     start_engine_for,
 )
 from bayespref.collect.store import RunStore
@@ -260,6 +257,7 @@ class _Loop:
                 self.config.condition,
                 self.start_engine,
                 self.batch_size,
+                self.config.max_answer_chars,
             )
             result = finish_run(store, trials, self.config, self.template, self.tasks, manifest)
         if stopped is not None:

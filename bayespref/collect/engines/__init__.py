@@ -7,10 +7,21 @@ from dataclasses import dataclass, field
 
 from bayespref.collect.engines.base import Engine, Generation, Request, Response
 from bayespref.collect.engines.openai import HttpSettings
+from bayespref.collect.engines.vllm import VllmSettings
 
 ENGINES = ("vllm", "transformers", "openai", "simulated")
 
-__all__ = ["ENGINES", "Engine", "EngineOptions", "Generation", "Request", "Response", "make_engine"]
+__all__ = [
+    "ENGINES",
+    "Engine",
+    "EngineOptions",
+    "Generation",
+    "HttpSettings",
+    "Request",
+    "Response",
+    "VllmSettings",
+    "make_engine",
+]
 
 
 @dataclass(frozen=True)
@@ -18,8 +29,10 @@ class EngineOptions:
     """How to reach or run the engine; none of these changes an answer's content."""
 
     http: HttpSettings = field(default_factory=HttpSettings)  # openai
-    tensor_parallel_size: int = 1  # vllm
-    device: str | None = None  # transformers: "cuda", "cpu", ...; default: cuda when present
+    vllm: VllmSettings = field(default_factory=VllmSettings)
+    device: str | None = None  # transformers: device_map ("cpu", "cuda", ...); default "auto"
+    dtype: str | None = None  # transformers: default bfloat16 on a GPU, float32 on a CPU
+    micro_batch: int = 8  # transformers: requests generated together
     latency: float = 0.0  # simulated: seconds per batch
     truth: str | None = None  # simulated: a `bayespref simulate` folder
 
@@ -42,9 +55,11 @@ def make_engine(
     if engine == "vllm":
         from bayespref.collect.engines.vllm import VllmEngine
 
-        return VllmEngine(model, generation, options.tensor_parallel_size, seed)
+        return VllmEngine(model, generation, options.vllm, seed)
     if engine == "transformers":
         from bayespref.collect.engines.transformers import TransformersEngine
 
-        return TransformersEngine(model, generation, options.device)
+        return TransformersEngine(
+            model, generation, options.device, options.dtype, options.micro_batch
+        )
     raise ValueError(f"unknown engine '{engine}'; choose one of {', '.join(ENGINES)}")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -36,10 +36,15 @@ class Response:
     p_a: float | None = None  # P(first label) / P(either label), from logprobs
     label_mass: float | None = None  # P(either label) at that token
     error: str | None = None  # the engine failed; the trial is retried on the next run
+    finish_reason: str | None = None  # "stop", "length" (cut at max_tokens), ...; None: unknown
+    refused: bool = False  # the server marked the answer a refusal (OpenAI's message.refusal)
 
 
 class Engine(Protocol):
     name: str
+    # True when the chat template has no system role, so the system prompt is sent as the
+    # opening of the first user message instead (see `fold_system`).
+    folds_system: bool
 
     def generate(self, requests: Sequence[Request]) -> list[Response]:
         """One response per request, in order; a failed request gives a Response with `error`."""
@@ -69,3 +74,27 @@ def label_probability(
         total = mass[labels[0]] + mass[labels[1]]
         return (mass[labels[0]] / total, total) if total > 0 else (None, None)
     return None, None
+
+
+def fold_system(messages: Sequence[dict[str, str]]) -> list[dict[str, str]]:
+    """The messages with a leading system message moved into the first user message, for chat
+    templates that have no system role (they raise on one, or drop it)."""
+    if not messages or messages[0]["role"] != "system":
+        return list(messages)
+    system, rest = messages[0]["content"], list(messages[1:])
+    for i, message in enumerate(rest):
+        if message["role"] == "user":
+            rest[i] = {"role": "user", "content": f"{system}\n\n{message['content']}"}
+            return rest
+    return [{"role": "user", "content": system}, *rest]
+
+
+def template_has_system_role(render: Callable[[list[dict[str, str]]], str]) -> bool:
+    """Whether a chat template keeps a system message: `render` (a tokenizer's
+    apply_chat_template without tokenizing) must not raise on one and must show its text."""
+    probe = "bayespref-system-probe"
+    try:
+        text = render([{"role": "system", "content": probe}, {"role": "user", "content": "hi"}])
+    except Exception:  # templates reject a system role by raising from Jinja, in various types
+        return False
+    return probe in str(text)

@@ -62,6 +62,7 @@ class SimulatedEngine:
     """
 
     name = "simulated"
+    folds_system = False
 
     def __init__(
         self,
