@@ -8,6 +8,7 @@ import xarray as xr
 # Sampler-facing pieces that reported variables already express (e.g. mu = mean + spread * offset).
 INTERNAL = (
     "mu_offset",
+    "dataset_mean_scaled",
     "sigma_offset",
     "position_offset",
     "log_sigma_dataset",

@@ -98,3 +98,43 @@ def test_dataset_means_are_exactly_the_mean_utility_of_their_tasks(tiny_data):
     by_dataset = np.bincount(data.task_dataset_idx, mu) / np.bincount(data.task_dataset_idx)
     np.testing.assert_allclose(by_dataset, mean, atol=1e-12)
     assert abs(mean.sum()) < 1e-12
+
+
+def test_zero_sum_within_maps_free_coordinates_isometrically_onto_group_zero_sums():
+    import pytensor.tensor as pt
+
+    from bayespref.model import _last_of_group, _zero_sum_within
+
+    group = np.array([0, 1, 0, 2, 1, 0, 0, 2, 1, 1, 3])
+    n_free = int((~_last_of_group(group)).sum())
+    assert n_free == len(group) - 4
+    free = pt.vector("free")
+    mapping = pytensor.function([free], _zero_sum_within(free, group, 4))
+    images = np.stack([mapping(row) for row in np.eye(n_free)])
+    for image in images:
+        np.testing.assert_allclose(np.bincount(group, image, minlength=4), 0, atol=1e-12)
+    # Orthonormal images: iid normal free coordinates give iid normals conditioned on zero sums.
+    np.testing.assert_allclose(images @ images.T, np.eye(n_free), atol=1e-12)
+
+
+@pytest.mark.parametrize("parameterization", ["centered", "non-centered"])
+def test_hierarchy_prior_is_normal_deviations_around_zero_sum_dataset_means(parameterization):
+    """Both parameterisations draw the same prior: dataset means ~ ZeroSumNormal(5), and given
+    the spreads, deviations with the law of Normal(0, spread) draws centred within datasets."""
+    import pymc as pm
+
+    simulation = bp.simulate(n_tasks=40, n_datasets=4, n_comparisons=200, seed=0)
+    data = bp.load_choice_data(simulation.comparisons, simulation.tasks)
+    model = build_model(ModelSpec(parameterization=parameterization), data)
+    prior = pm.sample_prior_predictive(draws=4000, model=model, random_seed=1)["prior"]
+    mean = prior["dataset_mean"].values.reshape(-1, 4)
+    np.testing.assert_allclose(mean.sum(axis=1), 0, atol=1e-9)
+    assert np.std(mean, axis=0) == pytest.approx(np.full(4, 5 * np.sqrt(3 / 4)), rel=0.05)
+    group = data.task_dataset_idx
+    spread = prior["dataset_spread"].values.reshape(-1, 4)[:, group]
+    deviation = prior["mu"].values.reshape(-1, 40) - mean[:, group]
+    standardised = deviation / spread
+    counts = np.bincount(group)[group]
+    # A deviation centred within a group of n has variance spread^2 (1 - 1/n).
+    assert np.std(standardised, axis=0) == pytest.approx(np.sqrt(1 - 1 / counts), rel=0.06)
+    assert np.mean(standardised, axis=0) == pytest.approx(np.zeros(40), abs=0.06)
