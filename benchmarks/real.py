@@ -166,24 +166,27 @@ def run(args: argparse.Namespace) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFr
         common = {"seed": seed, "train_trials": len(train), "test_trials": len(test)}
         common["dropped_trials"] = dropped
         for name in args.models:
+            label = Path(name).stem
             started = time.perf_counter()
             fit = bp.fit(
                 train,
                 model=name,
                 settings=bp.SamplerSettings(draws=args.draws, tune=args.draws, seed=seed),
                 progressbar=False,
-                out=args.save_fits / f"seed{seed}" / name if args.save_fits else None,
+                out=args.save_fits / f"seed{seed}" / label if args.save_fits else None,
                 force=True,
             )
             wall = time.perf_counter() - started
             predicted = bp.predict(fit, test)["p_first_mean"].to_numpy()
             rows.append(
-                {**common, "method": name, **scores(predicted, chose_first), "wall_s": wall}
+                {**common, "method": label, **scores(predicted, chose_first), "wall_s": wall}
                 | diagnostics_row(fit)
             )
-            positions += position_rows(test, predicted, name, seed)
+            positions += position_rows(test, predicted, label, seed)
             print(pd.DataFrame(rows[-1:]).to_string(index=False), flush=True)
-            if name == DEFAULT_MODEL and seed == args.seeds[0]:
+            args.out.parent.mkdir(parents=True, exist_ok=True)
+            pd.DataFrame(rows).to_csv(args.out, index=False)  # so far, in case of a stop
+            if name == DEFAULT_MODEL and seed == args.seeds[0] and args.statistics:
                 statistics["real"] = hard_statistics(comparisons, fit)
         started = time.perf_counter()
         reference = fit_reference(train)
@@ -193,6 +196,8 @@ def run(args: argparse.Namespace) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFr
             {**common, "method": "reference MLE", **scores(predicted, chose_first), "wall_s": wall}
         )
         positions += position_rows(test, predicted, "reference MLE", seed)
+    if not args.statistics:
+        return pd.DataFrame(rows), pd.DataFrame(positions), pd.DataFrame()
     if "real" not in statistics:
         statistics["real"] = hard_statistics(comparisons, default_fit(comparisons, args))
     statistics["preset realistic"] = hard_statistics(*preset_data(comparisons, args))
@@ -222,6 +227,12 @@ def main() -> None:
     parser.add_argument("--models", type=lambda text: text.split(","), default=available_models())
     parser.add_argument("--draws", type=int, default=1000)
     parser.add_argument("--save-fits", type=Path, default=None)
+    parser.add_argument(
+        "--statistics",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="compare the file's statistics with the realistic preset (two more default fits)",
+    )
     parser.add_argument("--out", type=Path, default=RESULTS / "real.csv")
     args = parser.parse_args()
     if not args.comparisons.exists():
