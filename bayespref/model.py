@@ -39,6 +39,7 @@ PRIORS = {
     "refusal_mean_sd": 2.0,
     "refusal_spread_sd": 2.0,
     "lapse_beta": (1.0, 19.0),
+    "pair_sd": 5.0,  # a pair's effect shared by its repeats, in noise units (as spreads)
 }
 
 
@@ -230,6 +231,25 @@ def _refusal(mu, standardised, task_dataset, a_idx, b_idx, cells) -> None:
     )
 
 
+def _pair_effect(spec: ModelSpec, cells: pd.DataFrame, n_tasks: int, task_dataset):
+    """Each cell's pair effect, in noise units: one Normal(0, sd) effect per unordered pair and
+    condition, favouring the same task in both orders and shared by every repeat, so a pair's
+    repeats are not independent evidence about the two utilities. With 'pair-by-dataset' a pair
+    of datasets d, e has sd^2 = (pair_sd_d^2 + pair_sd_e^2) / 2."""
+    a, b = cells["a_idx"].to_numpy(np.int64), cells["b_idx"].to_numpy(np.int64)
+    low, high = np.minimum(a, b), np.maximum(a, b)
+    condition = cells["condition_idx"].to_numpy(np.int64) if "condition_idx" in cells else 0
+    pairs, pair_idx = np.unique((condition * n_tasks + low) * n_tasks + high, return_inverse=True)
+    pm.modelcontext(None).add_coord("pair", np.arange(len(pairs)))
+    offset = pm.Normal("pair_offset", 0.0, 1.0, dims="pair")
+    if spec.overdispersion == "pair":
+        sd = pm.HalfNormal("pair_sd", PRIORS["pair_sd"])
+    else:
+        by_dataset = pm.HalfNormal("pair_sd_dataset", PRIORS["pair_sd"], dims="dataset")
+        sd = pt.sqrt((by_dataset[task_dataset[a]] ** 2 + by_dataset[task_dataset[b]] ** 2) / 2)
+    return sd * offset[pair_idx] * np.where(a == low, 1.0, -1.0)
+
+
 def model_cells(spec: ModelSpec, data: ChoiceData) -> pd.DataFrame:
     """The cells a spec's likelihood sees. With refusals 'second-wins' (the reference method's
     reading, kept to reproduce old results) a refusal counts as a win for the second task."""
@@ -274,9 +294,10 @@ def build_model(spec: ModelSpec, data: ChoiceData) -> pm.Model:
             utility = _condition_utilities(mu, task_dataset).flatten()
             first, second = condition * n_tasks + a_idx, condition * n_tasks + b_idx
             repeats = len(data.conditions)
+            sigma = pt.tile(sigma, repeats)
             z = first_choice_z(
                 utility,
-                pt.tile(sigma, repeats),
+                sigma,
                 position,
                 first,
                 second,
@@ -284,6 +305,7 @@ def build_model(spec: ModelSpec, data: ChoiceData) -> pm.Model:
                 position_by_dataset(spec, n_datasets),
             )
         else:
+            first, second = a_idx, b_idx
             z = first_choice_z(
                 mu,
                 sigma,
@@ -295,6 +317,9 @@ def build_model(spec: ModelSpec, data: ChoiceData) -> pm.Model:
             )
         with_lapse = spec.lapse == "estimated"
         lapse = pm.Beta("lapse", *PRIORS["lapse_beta"]) if with_lapse else 0.0
+        if spec.overdispersion != "none":
+            effect = _pair_effect(spec, cells, n_tasks, task_dataset)
+            z = z + effect / pt.sqrt(sigma[first] ** 2 + sigma[second] ** 2)
         pm.CustomDist(
             "first_chosen",
             z,

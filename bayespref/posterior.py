@@ -15,6 +15,7 @@ INTERNAL = (
     "condition_dataset_offset",
     "condition_task_offset",
     "refusal_offset",
+    "pair_offset",
 )
 
 

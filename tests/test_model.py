@@ -138,3 +138,50 @@ def test_hierarchy_prior_is_normal_deviations_around_zero_sum_dataset_means(para
     # A deviation centred within a group of n has variance spread^2 (1 - 1/n).
     assert np.std(standardised, axis=0) == pytest.approx(np.sqrt(1 - 1 / counts), rel=0.06)
     assert np.mean(standardised, axis=0) == pytest.approx(np.zeros(40), abs=0.06)
+
+
+@pytest.mark.parametrize("overdispersion", ["pair", "pair-by-dataset"])
+def test_pair_effect_is_shared_by_both_orders_and_every_repeat_of_a_pair(overdispersion):
+    simulation = bp.simulate(n_tasks=12, n_datasets=3, n_comparisons=120, repeats=6, seed=0)
+    data = bp.load_choice_data(simulation.comparisons, simulation.tasks)
+    cells = data.cells
+    assert (cells.groupby(["a_idx", "b_idx"]).size() == 1).all()
+    model = build_model(ModelSpec(overdispersion=overdispersion), data)
+    rng = np.random.default_rng(0)
+    point = {n: v + rng.normal(0, 0.5, np.shape(v)) for n, v in model.initial_point().items()}
+    sd_name = "pair_sd" if overdispersion == "pair" else "pair_sd_dataset"
+    mu, sigma, bias, offset, pair_sd = evaluate(
+        model, ["mu", "sigma_dataset", "position_bias", "pair_offset", sd_name], point
+    )
+    a, b, n, k = (cells[c].to_numpy() for c in ("a_idx", "b_idx", "n", "k"))
+    td = data.task_dataset_idx
+    pairs = {
+        pair: i
+        for i, pair in enumerate(
+            sorted({(min(x, y), max(x, y)) for x, y in zip(a, b, strict=True)})
+        )
+    }
+    assert len(offset) == len(pairs) < len(cells)  # some pairs were shown in both orders
+    effect = np.array(
+        [
+            offset[pairs[(min(x, y), max(x, y))]] * (1 if x < y else -1)
+            for x, y in zip(a, b, strict=True)
+        ]
+    )
+    sd = (
+        pair_sd
+        if overdispersion == "pair"
+        else np.sqrt((pair_sd[td[a]] ** 2 + pair_sd[td[b]] ** 2) / 2)
+    )
+    z = (mu[a] - mu[b] + bias + sd * effect) / np.hypot(sigma[td[a]], sigma[td[b]])
+    expected = gammaln(n + 1) - gammaln(k + 1) - gammaln(n - k + 1)
+    expected += k * log_ndtr(z) + (n - k) * log_ndtr(-z)
+    observed = model.compile_logp(vars=[model["first_chosen"]], sum=False)(point)[0]
+    np.testing.assert_allclose(observed, expected, rtol=1e-9, atol=1e-12)
+
+
+def test_overdispersion_needs_probit_and_leaves_earlier_spec_hashes_alone():
+    with pytest.raises(bp.SpecError, match="probit"):
+        ModelSpec(overdispersion="pair", link="logit")
+    assert "overdispersion" not in ModelSpec().to_dict()
+    assert ModelSpec(overdispersion="pair").to_dict()["overdispersion"] == "pair"
