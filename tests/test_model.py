@@ -98,3 +98,90 @@ def test_dataset_means_are_exactly_the_mean_utility_of_their_tasks(tiny_data):
     by_dataset = np.bincount(data.task_dataset_idx, mu) / np.bincount(data.task_dataset_idx)
     np.testing.assert_allclose(by_dataset, mean, atol=1e-12)
     assert abs(mean.sum()) < 1e-12
+
+
+def test_zero_sum_within_maps_free_coordinates_isometrically_onto_group_zero_sums():
+    import pytensor.tensor as pt
+
+    from bayespref.model.builder import _last_of_group, _zero_sum_within
+
+    group = np.array([0, 1, 0, 2, 1, 0, 0, 2, 1, 1, 3])
+    n_free = int((~_last_of_group(group)).sum())
+    assert n_free == len(group) - 4
+    free = pt.vector("free")
+    mapping = pytensor.function([free], _zero_sum_within(free, group, 4))
+    images = np.stack([mapping(row) for row in np.eye(n_free)])
+    for image in images:
+        np.testing.assert_allclose(np.bincount(group, image, minlength=4), 0, atol=1e-12)
+    # Orthonormal images: iid normal free coordinates give iid normals conditioned on zero sums.
+    np.testing.assert_allclose(images @ images.T, np.eye(n_free), atol=1e-12)
+
+
+@pytest.mark.parametrize("parameterization", ["centered", "non-centered"])
+def test_hierarchy_prior_is_normal_deviations_around_zero_sum_dataset_means(parameterization):
+    """Both parameterisations draw the same prior: dataset means ~ ZeroSumNormal(5), and given
+    the spreads, deviations with the law of Normal(0, spread) draws centred within datasets."""
+    import pymc as pm
+
+    simulation = bp.simulate(n_tasks=40, n_datasets=4, n_comparisons=200, seed=0)
+    data = bp.load_choice_data(simulation.comparisons, simulation.tasks)
+    model = build_model(ModelSpec(parameterization=parameterization), data)
+    prior = pm.sample_prior_predictive(draws=4000, model=model, random_seed=1)["prior"]
+    mean = prior["dataset_mean"].values.reshape(-1, 4)
+    np.testing.assert_allclose(mean.sum(axis=1), 0, atol=1e-9)
+    assert np.std(mean, axis=0) == pytest.approx(np.full(4, 5 * np.sqrt(3 / 4)), rel=0.05)
+    group = data.task_dataset_idx
+    spread = prior["dataset_spread"].values.reshape(-1, 4)[:, group]
+    deviation = prior["mu"].values.reshape(-1, 40) - mean[:, group]
+    standardised = deviation / spread
+    counts = np.bincount(group)[group]
+    # A deviation centred within a group of n has variance spread^2 (1 - 1/n).
+    assert np.std(standardised, axis=0) == pytest.approx(np.sqrt(1 - 1 / counts), rel=0.06)
+    assert np.mean(standardised, axis=0) == pytest.approx(np.zeros(40), abs=0.06)
+
+
+@pytest.mark.parametrize("overdispersion", ["pair", "pair-by-dataset"])
+def test_pair_effect_is_shared_by_both_orders_and_every_repeat_of_a_pair(overdispersion):
+    simulation = bp.simulate(n_tasks=12, n_datasets=3, n_comparisons=120, repeats=6, seed=0)
+    data = bp.load_choice_data(simulation.comparisons, simulation.tasks)
+    cells = data.cells
+    assert (cells.groupby(["a_idx", "b_idx"]).size() == 1).all()
+    model = build_model(ModelSpec(overdispersion=overdispersion), data)
+    rng = np.random.default_rng(0)
+    point = {n: v + rng.normal(0, 0.5, np.shape(v)) for n, v in model.initial_point().items()}
+    sd_name = "pair_sd" if overdispersion == "pair" else "pair_sd_dataset"
+    mu, sigma, bias, offset, pair_sd = evaluate(
+        model, ["mu", "sigma_dataset", "position_bias", "pair_offset", sd_name], point
+    )
+    a, b, n, k = (cells[c].to_numpy() for c in ("a_idx", "b_idx", "n", "k"))
+    td = data.task_dataset_idx
+    pairs = {
+        pair: i
+        for i, pair in enumerate(
+            sorted({(min(x, y), max(x, y)) for x, y in zip(a, b, strict=True)})
+        )
+    }
+    assert len(offset) == len(pairs) < len(cells)  # some pairs were shown in both orders
+    effect = np.array(
+        [
+            offset[pairs[(min(x, y), max(x, y))]] * (1 if x < y else -1)
+            for x, y in zip(a, b, strict=True)
+        ]
+    )
+    sd = (
+        pair_sd
+        if overdispersion == "pair"
+        else np.sqrt((pair_sd[td[a]] ** 2 + pair_sd[td[b]] ** 2) / 2)
+    )
+    z = (mu[a] - mu[b] + bias + sd * effect) / np.hypot(sigma[td[a]], sigma[td[b]])
+    expected = gammaln(n + 1) - gammaln(k + 1) - gammaln(n - k + 1)
+    expected += k * log_ndtr(z) + (n - k) * log_ndtr(-z)
+    observed = model.compile_logp(vars=[model["first_chosen"]], sum=False)(point)[0]
+    np.testing.assert_allclose(observed, expected, rtol=1e-9, atol=1e-12)
+
+
+def test_overdispersion_needs_probit_and_leaves_earlier_spec_hashes_alone():
+    with pytest.raises(bp.SpecError, match="probit"):
+        ModelSpec(overdispersion="pair", link="logit")
+    assert "overdispersion" not in ModelSpec().to_dict()
+    assert ModelSpec(overdispersion="pair").to_dict()["overdispersion"] == "pair"

@@ -43,3 +43,30 @@ def test_unseen_tasks_are_an_error_naming_them(small_fit_dir, tmp_path):
         match=r"row 2 \(line 3\), column 'task_a': 2 tasks were not in the fit: new_1, new_2",
     ):
         bp.predict(small_fit_dir, path)
+
+
+def test_a_new_pair_integrates_a_new_pair_effect_out(small_simulation):
+    """P(first) for a new pair averages Phi over a fresh pair effect e ~ Normal(0, sd):
+    Phi((mu_i - mu_j + beta) / sqrt(sigma_i^2 + sigma_j^2 + sd^2)) per draw."""
+    from conftest import FAST
+
+    fit = bp.fit(
+        small_simulation.comparisons,
+        small_simulation.tasks,
+        model=bp.ModelSpec(overdispersion="pair-by-dataset"),
+        settings=FAST,
+        progressbar=False,
+        log_likelihood=False,
+    )
+    pairs = pd.DataFrame({"task_a": ["t00000", "t00003"], "task_b": ["t00001", "t00000"]})
+    predicted = bp.predict(fit, pairs)["p_first_mean"].to_numpy()
+    index = {task: i for i, task in enumerate(fit.tasks["task_id"])}
+    task_dataset = fit.tasks["dataset_idx"].to_numpy()
+    mu = post.draws(fit.posterior, "mu")
+    sigma = post.task_sigma(fit.posterior, task_dataset)
+    pair_sd = post.draws(fit.posterior, "pair_sd_dataset")[task_dataset]
+    bias = post.draws(fit.posterior, "position_bias")
+    for row, (a, b) in enumerate(zip(pairs["task_a"], pairs["task_b"], strict=True)):
+        i, j = index[a], index[b]
+        scale = sigma[i] ** 2 + sigma[j] ** 2 + (pair_sd[i] ** 2 + pair_sd[j] ** 2) / 2
+        assert predicted[row] == pytest.approx(ndtr((mu[i] - mu[j] + bias) / np.sqrt(scale)).mean())

@@ -82,15 +82,27 @@ def first_choice_draws(
     sigma = post.task_sigma(posterior, task_dataset)
     position, by_dataset = post.position(posterior)
     lapse = post.draws(posterior, "lapse") if "lapse" in posterior else 0.0
+    pair_sd = post.draws(posterior, "pair_sd") if "pair_sd" in posterior else None
+    if "pair_sd_dataset" in posterior:
+        pair_sd = post.draws(posterior, "pair_sd_dataset")[task_dataset]  # (task, draws)
     if "mu_condition" in posterior:
         # Flatten (condition, task) rows as the model does.
         n_conditions, n_tasks = len(fit.conditions), len(task_dataset)
         mu = post.draws(posterior, "mu_condition").reshape(n_conditions * n_tasks, -1)
         sigma, task_dataset = np.tile(sigma, (n_conditions, 1)), np.tile(task_dataset, n_conditions)
+        if pair_sd is not None and np.ndim(pair_sd) == 2:
+            pair_sd = np.tile(pair_sd, (n_conditions, 1))
         a_idx, b_idx = condition_idx * n_tasks + a_idx, condition_idx * n_tasks + b_idx
     else:
         mu = post.draws(posterior, "mu")
     for start in range(0, len(a_idx), _CHUNK):
         rows = slice(start, start + _CHUNK)
         z = first_choice_z(mu, sigma, position, a_idx[rows], b_idx[rows], task_dataset, by_dataset)
+        if pair_sd is not None:
+            # A new pair's effect is a new draw: Phi(z + e) averaged over e, in closed form.
+            scale = sigma[a_idx[rows]] ** 2 + sigma[b_idx[rows]] ** 2
+            pair_var = pair_sd**2
+            if np.ndim(pair_var) == 2:
+                pair_var = (pair_var[a_idx[rows]] + pair_var[b_idx[rows]]) / 2
+            z = z * np.sqrt(scale / (scale + pair_var))
         yield rows, first_choice_probability(z, fit.spec.link, lapse)

@@ -8,6 +8,8 @@ import pandas as pd
 from bayespref.data.choice_data import ChoiceData
 from bayespref.model.spec import ModelSpec
 
+# Utilities are in units of the noise sigma. Real choices are often nearly deterministic, so
+# spreads of 5-10 sigma occur: the scales below leave room for that.
 PRIORS = {
     "dataset_mean_sd": 5.0,
     "dataset_spread_sd": 5.0,
@@ -22,6 +24,7 @@ PRIORS = {
     "refusal_mean_sd": 2.0,
     "refusal_spread_sd": 2.0,
     "lapse_beta": (1.0, 19.0),
+    "pair_sd": 5.0,  # a pair's effect shared by its repeats, in noise units (as spreads)
 }
 
 

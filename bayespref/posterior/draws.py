@@ -8,12 +8,14 @@ import xarray as xr
 # Sampler-facing pieces that reported variables already express (e.g. mu = mean + spread * offset).
 INTERNAL = (
     "mu_offset",
+    "dataset_mean_scaled",
     "sigma_offset",
     "position_offset",
     "log_sigma_dataset",
     "condition_dataset_offset",
     "condition_task_offset",
     "refusal_offset",
+    "pair_offset",
 )
 
 
