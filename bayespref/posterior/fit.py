@@ -24,6 +24,7 @@ import xarray as xr
 
 from bayespref.errors import FitError
 from bayespref.io.atomic import make_folder, write_atomically
+from bayespref.io.locations import listing
 from bayespref.io.locking import FolderLock
 from bayespref.io.tables import require_columns, write_table
 from bayespref.model.spec import ModelSpec
@@ -163,13 +164,16 @@ def output_lock(out: Path) -> Iterator[None]:
         yield
 
 
+def _foreign(path: Path) -> list[str]:
+    """Entries of the folder `path` that are not a fit's files."""
+    return sorted(entry.name for entry in path.iterdir() if entry.name not in FIT_FILES)
+
+
 def is_fit_folder(path: str | Path) -> bool:
     """Whether `path` is a folder that holds only a fit's files, its posterior.nc carrying the
     `bayespref_format` marker (of any format version)."""
     path = Path(path)
-    if not (path / "posterior.nc").is_file():
-        return False
-    if any(entry.name not in FIT_FILES for entry in path.iterdir()):
+    if not (path / "posterior.nc").is_file() or _foreign(path):
         return False
     try:
         with xr.open_datatree(path / "posterior.nc", engine="h5netcdf") as stored:
@@ -189,10 +193,15 @@ def ensure_writable(out: str | Path, force: bool) -> None:
     if not out.is_dir():
         raise FitError(f"output path '{out}' exists and is not a folder")
     if any(out.iterdir()) and not is_fit_folder(out):
+        foreign = _foreign(out)
+        why = (
+            f"it holds {listing(foreign)}, which a fit folder does not"
+            if foreign
+            else "its posterior.nc is not a fit's (no bayespref_format marker)"
+        )
         raise FitError(
-            f"'{out}' is not a fit folder (it holds files other than {', '.join(FIT_FILES)}, "
-            "or its posterior.nc has no bayespref_format marker); --force replaces only a fit "
-            "folder: choose another --out"
+            f"'{out}' is not a fit folder ({why}); --force replaces only a fit folder: choose "
+            "another --out"
         )
 
 
