@@ -309,3 +309,30 @@ def test_a_tasks_table_of_the_wrong_shape_is_one_line(sim_dir, tmp_path):
     tasks.write_text("task_id,task_id\nx,y\n")
     result = invoke("fit", sim_dir / "comparisons.csv", "--tasks", tasks, "--out", tmp_path / "o")
     assert_one_line_error(result, str(tasks), "column 'task_id'", "twice")
+
+
+def test_a_collect_run_with_a_damaged_shard_is_one_line(tmp_path):
+    truth, out = tmp_path / "truth", tmp_path / "run"
+    simulate = ["simulate", "--tasks", 8, "--datasets", 2, "--comparisons", 20, "--out", truth]
+    assert invoke(*simulate).exit_code == 0
+    collect = ["collect", "--engine", "simulated", "--truth", truth, "--out", out, "--degree", 2]
+    assert invoke(*collect).exit_code == 0
+    shard = next((out / "shards").glob("*.jsonl"))
+    shard.write_text(shard.read_text() + '{"truncated": \n')
+    lines = len(shard.read_text().splitlines())
+    assert_one_line_error(invoke(*collect), f"shard '{shard}', line {lines}: not valid JSON")
+
+
+def test_ratings_analyze_bad_files_are_one_line(small_fit_dir, tmp_path):
+    ratings = tmp_path / "r.csv"
+    ratings.write_text("task_id,rating,scale\nx,1,1-5\ny,2,1-99999999999\n")
+    result = invoke("ratings", "analyze", ratings)
+    assert_one_line_error(result, f"'{ratings}', row 2 (line 3), column 'scale'")
+    rows = [(f"t{i % 4}", 1 + i % 5, "1-5") for i in range(20)]
+    pd.DataFrame(rows, columns=["task_id", "rating", "scale"]).to_csv(ratings, index=False)
+    utilities = tmp_path / "utilities.csv"
+    utilities.write_text("task,mu\nt1,0.5\n")
+    out = tmp_path / "analysis"
+    result = invoke("ratings", "analyze", ratings, "--utilities", utilities, "--out", out)
+    assert_one_line_error(result, f"'{utilities}', column 'task_id': required column missing")
+    assert not out.exists()

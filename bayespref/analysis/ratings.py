@@ -230,21 +230,24 @@ def fit_ordinal(
     )
 
 
+def read_utilities(path: str | Path) -> pd.DataFrame:
+    """A fit's utilities.csv (at least `task_id` and a numeric `mu_mean`)."""
+    source = str(path)
+    table = read_table(path)
+    require_columns(table, ("task_id", "mu_mean"), source)
+    mu = pd.to_numeric(table["mu_mean"], errors="coerce")
+    if mu.isna().any():
+        row = int(np.flatnonzero(mu.isna().to_numpy())[0]) + 1
+        raise DataError(f"{where(source, row, 'mu_mean')}: not a number")
+    return table.assign(mu_mean=mu)
+
+
 def correlate_with_utilities(
     latent: pd.DataFrame, utilities: str | Path | pd.DataFrame
 ) -> dict[str, float]:
     """Spearman and Pearson correlation of latent rating values with a fit's utilities
     (utilities.csv; with conditions, the rows of the first condition listed) over shared tasks."""
-    table = utilities
-    if not isinstance(utilities, pd.DataFrame):
-        source = str(utilities)
-        table = read_table(utilities)
-        require_columns(table, ("task_id", "mu_mean"), source)
-        mu = pd.to_numeric(table["mu_mean"], errors="coerce")
-        if mu.isna().any():
-            row = int(np.flatnonzero(mu.isna().to_numpy())[0]) + 1
-            raise DataError(f"{where(source, row, 'mu_mean')}: not a number")
-        table = table.assign(mu_mean=mu)
+    table = utilities if isinstance(utilities, pd.DataFrame) else read_utilities(utilities)
     if "condition" in table.columns:
         table = table[table["condition"] == table["condition"].iloc[0]]
     joined = latent.merge(table[["task_id", "mu_mean"]], on="task_id")

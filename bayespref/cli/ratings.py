@@ -41,6 +41,7 @@ def analyze_command(
 
     out = out or ratings.with_name(f"{ratings.stem}_analysis")
     table = rt.read_ratings(ratings)
+    fitted = None if utilities is None else rt.read_utilities(utilities)  # before any sampling
     summary = rt.summarize(table)
     created = not out.exists()
     make_folder(out)
@@ -49,7 +50,7 @@ def analyze_command(
         write_table(rt.distribution(table), out / "distribution.csv")
         save_figure(figures.discrimination_plot(summary), out / "discrimination.png")
         if ordinal or utilities is not None:
-            _ordinal(table, out, utilities, draws, seed)
+            _ordinal(table, out, fitted, draws, seed)
     except Exception:
         if created:  # no half-written folder of ours is left behind
             shutil.rmtree(out, ignore_errors=True)
@@ -58,7 +59,7 @@ def analyze_command(
     console.print(f"wrote {out}", highlight=False)
 
 
-def _ordinal(table, out: Path, utilities: Path | None, draws: int, seed: int) -> None:
+def _ordinal(table, out: Path, utilities, draws: int, seed: int) -> None:
     from bayespref.analysis import ratings as rt
     from bayespref.io.atomic import write_atomically
 
