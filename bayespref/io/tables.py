@@ -71,7 +71,7 @@ def _check_csv_header(path: Path, source: str) -> None:
             return
     seen: dict[str, int] = {}
     for number, name in enumerate(header, start=1):
-        if name in seen:
+        if name in seen and name:  # empty names (trailing commas) become "Unnamed: N"
             raise DataError(
                 f"{where(source, column=name)}: the header names this column twice (columns "
                 f"{seen[name]} and {number})"

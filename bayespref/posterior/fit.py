@@ -243,7 +243,7 @@ def _read_table(path: Path, name: str, **options) -> pd.DataFrame:
     source = path / name
     try:
         table = pd.read_csv(source, **options)
-    except (ValueError, UnicodeDecodeError) as error:  # pandas' EmptyDataError is a ValueError
+    except ValueError as error:  # pandas' EmptyDataError and UnicodeDecodeError among them
         raise FitError(f"'{source}' cannot be read as a table ({error})") from error
     require_columns(table, _TABLE_COLUMNS[name], str(source))
     return table
@@ -259,9 +259,10 @@ def _read_diagnostics(path: Path) -> Diagnostics:
         ) from error
 
 
-def _attribute(idata: xr.DataTree, path: Path, key: str, parse=json.loads):
+def _attribute(idata: xr.DataTree, path: Path, key: str):
+    """A JSON attribute of posterior.nc."""
     try:
-        return parse(idata.attrs[key])
+        return json.loads(idata.attrs[key])
     except (KeyError, ValueError, TypeError) as error:
         raise FitError(
             f"'{path / 'posterior.nc'}': attribute '{key}' is missing or unreadable ({error!r})"
