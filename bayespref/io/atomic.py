@@ -17,8 +17,9 @@ def make_folder(folder: str | Path) -> None:
     for ancestor in (folder, *folder.parents):
         if ancestor.exists():
             if not ancestor.is_dir():
+                inside = "" if ancestor == folder else f", so '{folder}' cannot be made in it"
                 raise NotADirectoryError(
-                    errno.ENOTDIR, f"is a file, so '{folder}' cannot be a folder", str(ancestor)
+                    errno.ENOTDIR, f"is a file, not a folder{inside}", str(ancestor)
                 )
             break
     folder.mkdir(parents=True, exist_ok=True)
