@@ -21,7 +21,8 @@ app = typer.Typer()
 app.command()(collect_command)
 runner = CliRunner()
 ENTRY = (
-    "import typer; from bayespref.cli.collect import collect_command; typer.run(collect_command)"
+    "import typer; from bayespref.cli.collect import collect_command; "
+    "typer.run(collect_command)"
 )
 
 
