@@ -14,6 +14,7 @@ from conftest import FAST, interval_coverage
 import bayespref as bp
 from bayespref.analysis.summaries import PARAM_COLUMNS, UTILITY_COLUMNS
 from bayespref.posterior.draws import draws
+from bayespref.posterior.fit import FIT_FILES
 
 
 @pytest.fixture(scope="module")
@@ -136,8 +137,13 @@ def test_existing_output_is_refused_before_sampling_and_force_replaces(small_fit
     target = tmp_path / "target"
     target.mkdir()
     (target / "old.txt").write_text("old")
-    bp.load_fit(small_fit_dir).save(target, force=True)
-    assert not (target / "old.txt").exists() and (target / "posterior.nc").exists()
+    with pytest.raises(bp.FitError, match="is not a fit folder"):  # --force replaces only a fit
+        bp.load_fit(small_fit_dir).save(target, force=True)
+    assert (target / "old.txt").read_text() == "old"
+    (target / "old.txt").unlink()
+    bp.load_fit(small_fit_dir).save(target, force=True)  # an empty folder
+    bp.load_fit(small_fit_dir).save(target, force=True)  # and a fit folder
+    assert sorted(path.name for path in target.iterdir()) == sorted(FIT_FILES)
     assert not list(tmp_path.glob(".target.*"))
 
 

@@ -1,4 +1,8 @@
-"""Broken and hostile input: a clear DataError naming the place, never a deep traceback."""
+"""Broken and hostile input: a clear DataError naming the place, never a deep traceback.
+
+By area, beside this one: test_hostile_folders.py (fit folders, outputs and every command's
+one-line error) and test_hostile_names.py (ids, names, rating scales, table cells).
+"""
 
 from __future__ import annotations
 

@@ -31,6 +31,13 @@ def _task_indices(pairs: pd.DataFrame, fit: Fit, source: str) -> tuple[np.ndarra
             f"{where(source, row, column)}: {len(names)} tasks were not in the fit: "
             f"{listing(names, 10)}"
         )
+    same = (ids["task_a"] == ids["task_b"]).to_numpy()
+    if same.any():
+        row = int(np.flatnonzero(same)[0])
+        raise DataError(
+            f"{where(source, row + 1, 'task_b')}: task '{ids['task_b'].iloc[row]}' is paired "
+            f"with itself ({int(same.sum())} such rows)"
+        )
     return index_of.reindex(ids["task_a"]).to_numpy(), index_of.reindex(ids["task_b"]).to_numpy()
 
 
@@ -51,8 +58,9 @@ def predict(fit: Fit | str | Path, pairs: pd.DataFrame | str | Path) -> pd.DataF
 
 
 def _condition_indices(frame: pd.DataFrame, fit: Fit, source: str) -> np.ndarray:
-    """Each row's condition index; rows without a condition take the reference condition."""
-    if "condition" not in frame.columns or "mu_condition" not in fit.posterior:
+    """Each row's condition index; rows without a condition take the reference condition. A
+    fit that pools its conditions gives every condition it saw the same prediction."""
+    if "condition" not in frame.columns:
         return np.zeros(len(frame), dtype=np.int64)
     names = text_column(frame, "condition", source, allow_empty=True)
     names = names.where(names != "", fit.conditions[0])
@@ -63,6 +71,8 @@ def _condition_indices(frame: pd.DataFrame, fit: Fit, source: str) -> np.ndarray
             f"{where(source, row, 'condition')}: condition '{names.iloc[row - 1]}' is not in the "
             f"fit (conditions: {listing(fit.conditions, 10)})"
         )
+    if "mu_condition" not in fit.posterior:
+        return np.zeros(len(frame), dtype=np.int64)
     return names.map({name: i for i, name in enumerate(fit.conditions)}).to_numpy()
 
 

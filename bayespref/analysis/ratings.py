@@ -21,7 +21,7 @@ from scipy.stats import pearsonr, spearmanr
 from bayespref.analysis.summaries import INTERVAL_TAILS
 from bayespref.errors import DataError
 from bayespref.io.locations import where
-from bayespref.io.tables import read_table, require_columns
+from bayespref.io.tables import read_table, require_columns, text_column
 
 GROUP = ["model", "template", "scale"]
 SUMMARY_COLUMNS = GROUP + [
@@ -33,16 +33,30 @@ SUMMARY_COLUMNS = GROUP + [
     "kl_from_uniform",
     "icc1",
 ]
-_SCALE = re.compile(r"^\s*(-?\d+)\s*-\s*(-?\d+)(?:\s+without\s+(-?\d+))?\s*$")
+# Scales are listed value by value (distribution rows, ordinal cut-points), so their size is
+# bounded; 18 digits keep the bounds within int64.
+MAX_SCALE_VALUES = 10_001
+_SCALE = re.compile(r"^\s*(-?\d{1,18})\s*-\s*(-?\d{1,18})(?:\s+without\s+(-?\d{1,18}))?\s*$")
 
 
 def allowed_values(scale: str) -> np.ndarray:
-    """The values a scale label allows: '1-5' -> 1..5, '1-5 without 3' -> 1, 2, 4, 5."""
+    """The values a scale label allows: '1-5' -> 1..5, '1-5 without 3' -> 1, 2, 4, 5. A scale of
+    more than MAX_SCALE_VALUES values is refused before any is listed."""
     match = _SCALE.match(str(scale))
     if match is None or int(match[1]) >= int(match[2]):
         raise DataError(f"scale '{scale}' is not of the form 'LOW-HIGH' or 'LOW-HIGH without N'")
-    values = np.arange(int(match[1]), int(match[2]) + 1)
+    low, high = int(match[1]), int(match[2])
+    if high - low + 1 > MAX_SCALE_VALUES:
+        raise DataError(
+            f"scale '{scale}' has {high - low + 1} values; at most {MAX_SCALE_VALUES} are supported"
+        )
+    values = np.arange(low, high + 1)
     return values[values != int(match[3])] if match[3] is not None else values
+
+
+def _shares(ratings: np.ndarray, allowed: np.ndarray) -> np.ndarray:
+    """Count of each allowed value among `ratings`."""
+    return pd.Series(ratings).value_counts().reindex(allowed, fill_value=0).to_numpy()
 
 
 def read_ratings(path: str | Path) -> pd.DataFrame:
@@ -60,17 +74,21 @@ def validate_ratings(frame: pd.DataFrame, source: str = "<ratings>") -> pd.DataF
     frame = frame.reset_index(drop=True)
     for column in ("model", "template"):
         frame[column] = frame[column].astype(str) if column in frame.columns else "-"
-    frame = frame.assign(task_id=frame["task_id"].astype(str), scale=frame["scale"].astype(str))
+    task_id = text_column(frame, "task_id", source, identifier=True)
+    frame = frame.assign(task_id=task_id, scale=frame["scale"].astype(str))
     text = frame["rating"].astype(str).str.strip()
     rating = pd.to_numeric(frame["rating"].where(text != "", np.nan), errors="coerce")
-    allowed = {scale: allowed_values(scale) for scale in frame["scale"].unique()}
-    on_scale = [
-        np.isnan(value) or value in allowed[scale]
-        for value, scale in zip(rating, frame["scale"], strict=True)
-    ]
+    on_scale = np.ones(len(frame), dtype=bool)
+    for scale, rows in frame.groupby("scale", sort=False).indices.items():
+        try:
+            allowed = allowed_values(scale)
+        except DataError as error:
+            raise DataError(f"{where(source, int(rows[0]) + 1, 'scale')}: {error}") from error
+        values = rating.to_numpy()[rows]
+        on_scale[rows] = np.isnan(values) | np.isin(values, allowed)
     for bad, problem in (
         (rating.isna() & frame["rating"].notna() & (text != ""), "is not a number"),
-        (~np.asarray(on_scale), "is not an allowed value of its scale"),
+        (~on_scale, "is not an allowed value of its scale"),
     ):
         if bad.any():
             row = int(np.flatnonzero(bad)[0])
@@ -86,7 +104,7 @@ def kl_from_uniform(ratings: np.ndarray, allowed: np.ndarray) -> float:
     ratings = np.asarray(ratings, float)
     if ratings.size == 0:
         return float("nan")
-    share = np.array([(ratings == value).sum() for value in allowed]) / ratings.size
+    share = _shares(ratings, allowed) / ratings.size
     used = share > 0
     return float(np.sum(share[used] * np.log(share[used] * len(allowed))))
 
@@ -115,7 +133,7 @@ def distribution(ratings: pd.DataFrame) -> pd.DataFrame:
     for (model, template, scale), group in ratings.groupby(GROUP, sort=True):
         values = group["rating"].dropna()
         allowed = allowed_values(scale)
-        counts = np.array([(values == value).sum() for value in allowed])
+        counts = _shares(values.to_numpy(), allowed)
         frames.append(
             pd.DataFrame(
                 {
@@ -212,16 +230,24 @@ def fit_ordinal(
     )
 
 
+def read_utilities(path: str | Path) -> pd.DataFrame:
+    """A fit's utilities.csv (at least `task_id` and a numeric `mu_mean`)."""
+    source = str(path)
+    table = read_table(path)
+    require_columns(table, ("task_id", "mu_mean"), source)
+    mu = pd.to_numeric(table["mu_mean"], errors="coerce")
+    if mu.isna().any():
+        row = int(np.flatnonzero(mu.isna().to_numpy())[0]) + 1
+        raise DataError(f"{where(source, row, 'mu_mean')}: not a number")
+    return table.assign(mu_mean=mu)
+
+
 def correlate_with_utilities(
     latent: pd.DataFrame, utilities: str | Path | pd.DataFrame
 ) -> dict[str, float]:
     """Spearman and Pearson correlation of latent rating values with a fit's utilities
     (utilities.csv; with conditions, the rows of the first condition listed) over shared tasks."""
-    table = (
-        pd.read_csv(utilities, dtype={"task_id": str})
-        if not isinstance(utilities, pd.DataFrame)
-        else utilities
-    )
+    table = utilities if isinstance(utilities, pd.DataFrame) else read_utilities(utilities)
     if "condition" in table.columns:
         table = table[table["condition"] == table["condition"].iloc[0]]
     joined = latent.merge(table[["task_id", "mu_mean"]], on="task_id")

@@ -46,6 +46,11 @@ def compare(fits: list[str | Path], worst: int = 5) -> Comparison:
     paths = [Path(path) for path in fits]
     if len(paths) < 2:
         raise FitError("compare needs at least two fit folders")
+    seen: dict[Path, Path] = {}
+    for path in paths:
+        same = seen.setdefault(path.resolve(), path)
+        if same is not path:
+            raise FitError(f"'{same}' and '{path}' are the same fit folder; compare different fits")
     loaded = [load_fit(path) for path in paths]
     for key, what in (
         ("data_hash", "were made on different data"),

@@ -11,6 +11,7 @@ from rich.table import Table
 
 from bayespref.cli.console import console
 from bayespref.io.tables import write_table
+from bayespref.posterior.fit import ensure_not_fit_file
 
 
 def compare(
@@ -22,6 +23,7 @@ def compare(
     """Rank fits of the same data by PSIS-LOO expected log predictive density."""
     from bayespref.checks.loo import compare as run_compare
 
+    ensure_not_fit_file(out)
     comparison = run_compare(fit_dirs)
     table = Table(title=f"PSIS-LOO comparison (one unit = {comparison.loo_unit})")
     for column in comparison.table.columns:

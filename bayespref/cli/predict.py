@@ -9,6 +9,7 @@ import typer
 
 from bayespref.cli.console import console
 from bayespref.io.tables import write_table
+from bayespref.posterior.fit import ensure_not_fit_file
 
 
 def predict(
@@ -19,6 +20,7 @@ def predict(
     """P(first shown is chosen) with a 94% interval for each row, from the posterior draws."""
     from bayespref.analysis.prediction import predict as run_predict
 
+    ensure_not_fit_file(out)
     predictions = run_predict(fit_dir, pairs)
     write_table(predictions, out)
     console.print(f"wrote {out}: {len(predictions)} rows")

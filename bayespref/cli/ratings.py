@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from bayespref.cli.console import console
+from bayespref.io.atomic import make_folder
 from bayespref.io.tables import write_table
 
 ratings_app = typer.Typer(help="Stated ratings: reliability and discrimination.")
@@ -39,17 +41,25 @@ def analyze_command(
 
     out = out or ratings.with_name(f"{ratings.stem}_analysis")
     table = rt.read_ratings(ratings)
+    fitted = None if utilities is None else rt.read_utilities(utilities)  # before any sampling
     summary = rt.summarize(table)
-    write_table(summary, out / "summary.csv")
-    write_table(rt.distribution(table), out / "distribution.csv")
-    save_figure(figures.discrimination_plot(summary), out / "discrimination.png")
-    if ordinal or utilities is not None:
-        _ordinal(table, out, utilities, draws, seed)
+    created = not out.exists()
+    make_folder(out)
+    try:
+        write_table(summary, out / "summary.csv")
+        write_table(rt.distribution(table), out / "distribution.csv")
+        save_figure(figures.discrimination_plot(summary), out / "discrimination.png")
+        if ordinal or utilities is not None:
+            _ordinal(table, out, fitted, draws, seed)
+    except Exception:
+        if created:  # no half-written folder of ours is left behind
+            shutil.rmtree(out, ignore_errors=True)
+        raise
     console.print(summary.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
     console.print(f"wrote {out}", highlight=False)
 
 
-def _ordinal(table, out: Path, utilities: Path | None, draws: int, seed: int) -> None:
+def _ordinal(table, out: Path, utilities, draws: int, seed: int) -> None:
     from bayespref.analysis import ratings as rt
     from bayespref.io.atomic import write_atomically
 

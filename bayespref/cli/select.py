@@ -10,6 +10,7 @@ import typer
 from bayespref.analysis.selection import CANDIDATES, STRATEGIES, select
 from bayespref.cli.console import console, errors
 from bayespref.io.tables import read_table, require_columns, write_table
+from bayespref.posterior.fit import ensure_not_fit_file
 
 
 def select_command(
@@ -37,6 +38,7 @@ def select_command(
     seed: Annotated[int, typer.Option(help="Seed of candidate draws and of tie-breaking.")] = 0,
 ) -> None:
     """Choose the next most informative pairs to compare, from a fit's posterior."""
+    ensure_not_fit_file(out)
     excluded = None
     if exclude is not None:
         excluded = read_table(exclude)

@@ -27,7 +27,7 @@ from bayespref.collect.plan import (
     manifest_config,
     plan,
 )
-from bayespref.collect.store import RunStore
+from bayespref.collect.store import OUTPUTS, RunStore
 from bayespref.collect.templates import Template, load_template
 from bayespref.data.comparisons import validate_comparisons
 from bayespref.data.tasks import validate_task_set
@@ -36,7 +36,6 @@ from bayespref.io.tables import write_table
 
 MANIFEST_FORMAT = 1
 FAILED_BATCHES_LIMIT = 3  # consecutive batches that fail whole stop the run
-OUTPUTS = {"choice": "comparisons.parquet", "rating": "ratings.parquet"}
 
 
 @dataclass(frozen=True)

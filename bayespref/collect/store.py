@@ -19,6 +19,8 @@ from bayespref.io.locking import FolderLock
 SHARDS = "shards"
 LOCK = ".lock"
 MANIFEST = "manifest.json"
+# The table a run writes beside its shards, by template kind.
+OUTPUTS = {"choice": "comparisons.parquet", "rating": "ratings.parquet"}
 
 
 class RunStore:
@@ -31,6 +33,7 @@ class RunStore:
         self._next_shard = 1
 
     def __enter__(self) -> RunStore:
+        self._refuse_foreign_table()
         self.shards.mkdir(parents=True, exist_ok=True)
         self.lock.__enter__()
         for leftover in self.shards.glob(".*.tmp-*"):  # from a process killed mid-write
@@ -42,9 +45,29 @@ class RunStore:
     def __exit__(self, *exc_info) -> None:
         self.lock.__exit__(*exc_info)
 
+    def _refuse_foreign_table(self) -> None:
+        """A table in a folder without a manifest was not written by a run: never overwrite it."""
+        if (self.out / MANIFEST).exists():
+            return
+        for name in OUTPUTS.values():
+            if (self.out / name).exists():
+                raise CollectError(
+                    f"'{self.out / name}' exists, but '{self.out}' has no {MANIFEST}, so it is not "
+                    "a collect run folder and collecting would overwrite it; choose another --out"
+                )
+
     def read_manifest(self) -> dict | None:
+        self._refuse_foreign_table()
         path = self.out / MANIFEST
-        return json.loads(path.read_text()) if path.exists() else None
+        if not path.exists():
+            return None
+        try:
+            manifest = json.loads(path.read_text(encoding="utf-8"))
+        except ValueError as error:
+            raise CollectError(f"'{path}' is not a readable manifest ({error})") from error
+        if not isinstance(manifest, dict):
+            raise CollectError(f"'{path}' is not a readable manifest (not a JSON object)")
+        return manifest
 
     def write_manifest(self, manifest: dict) -> None:
         write_json(manifest, self.out / MANIFEST)
@@ -60,9 +83,35 @@ class RunStore:
         """The latest record of every key; a success is never replaced by a later error."""
         latest: dict[str, dict] = {}
         for path in sorted(self.shards.glob("*.jsonl")):
-            for line in path.read_text(encoding="utf-8").splitlines():
-                record = json.loads(line)
+            for number, line in enumerate(_shard_lines(path), start=1):
+                record = _shard_record(path, number, line)
                 previous = latest.get(record["key"])
                 if previous is None or previous.get("error") is not None:
                     latest[record["key"]] = record
         return latest
+
+
+def _shard_lines(path: Path) -> list[str]:
+    try:
+        return path.read_text(encoding="utf-8").splitlines()
+    except UnicodeDecodeError as error:
+        raise CollectError(
+            f"shard '{path}': bytes that are not UTF-8 at byte {error.start}"
+        ) from error
+
+
+def _shard_record(path: Path, number: int, line: str) -> dict:
+    """One shard line as a record; a damaged line is an error naming the shard and the line."""
+    try:
+        record = json.loads(line)
+    except ValueError as error:
+        raise CollectError(
+            f"shard '{path}', line {number}: not valid JSON ({error}); the shard was altered "
+            "after it was written: move it aside to ask its trials again"
+        ) from error
+    if not isinstance(record, dict) or not isinstance(record.get("key"), str):
+        raise CollectError(
+            f"shard '{path}', line {number}: a record without a trial 'key'; the shard was "
+            "altered after it was written: move it aside to ask its trials again"
+        )
+    return record

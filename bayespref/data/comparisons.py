@@ -27,8 +27,8 @@ def validate_tasks(frame: pd.DataFrame, source: str = "<tasks>") -> pd.DataFrame
     """Check a tasks table: `task_id` present, non-empty and unique; `dataset` non-empty."""
     require_columns(frame, ("task_id", "dataset"), source)
     tasks = frame.copy()
-    tasks["task_id"] = text_column(frame, "task_id", source)
-    tasks["dataset"] = text_column(frame, "dataset", source)
+    tasks["task_id"] = text_column(frame, "task_id", source, identifier=True)
+    tasks["dataset"] = text_column(frame, "dataset", source, identifier=True)
     duplicated = tasks["task_id"].duplicated(keep=False)
     if duplicated.any():
         rows = np.flatnonzero(duplicated.to_numpy()) + 1
@@ -71,8 +71,8 @@ class ComparisonsValidator:
         require_columns(frame, ("task_a", "task_b", "choice"), source)
         self._same_optional_columns(frame, rows)
         comparisons = frame.copy()
-        comparisons["task_a"] = text_column(frame, "task_a", source, rows=rows)
-        comparisons["task_b"] = text_column(frame, "task_b", source, rows=rows)
+        comparisons["task_a"] = text_column(frame, "task_a", source, rows=rows, identifier=True)
+        comparisons["task_b"] = text_column(frame, "task_b", source, rows=rows, identifier=True)
         choice = text_column(frame, "choice", source, allow_empty=True, rows=rows).str.lower()
         unknown = ~choice.isin(CHOICES).to_numpy()
         if unknown.any():
@@ -92,7 +92,9 @@ class ComparisonsValidator:
                 f"({int(same.sum())} such rows{in_rows(rows)})"
             )
         if "condition" in comparisons.columns:
-            comparisons["condition"] = text_column(frame, "condition", source, rows=rows)
+            comparisons["condition"] = text_column(
+                frame, "condition", source, rows=rows, identifier=True
+            )
         else:
             comparisons["condition"] = DEFAULT_CONDITION
         if self.lookup is not None:
@@ -160,7 +162,9 @@ class ComparisonsValidator:
                     f"{where(source, column=column)}: missing dataset column (give both "
                     "dataset_a and dataset_b, or a tasks table)"
                 )
-            comparisons[column] = text_column(comparisons, column, source, rows=rows)
+            comparisons[column] = text_column(
+                comparisons, column, source, rows=rows, identifier=True
+            )
         n = len(comparisons)
         long = pd.DataFrame(
             {

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 from scipy.special import expit, logit, ndtr
 
-from bayespref.io.atomic import write_atomically
+from bayespref.io.atomic import make_folder, write_atomically
 from bayespref.io.tables import write_table
 
 
@@ -211,7 +211,7 @@ def simulate(config: SimulationConfig | None = None, **overrides: float) -> Simu
 def write_simulation(simulation: Simulation, out: str | Path) -> Path:
     """Write tasks.csv, comparisons.csv, truth.csv and truth.json into `out`."""
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    make_folder(out)
     write_table(simulation.tasks, out / "tasks.csv")
     write_table(simulation.comparisons, out / "comparisons.csv")
     write_table(simulation.truth, out / "truth.csv")

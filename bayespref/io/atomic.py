@@ -3,6 +3,7 @@ and a killed writer leaves the old file (or none), never half of a new one."""
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 from collections.abc import Iterator
@@ -10,12 +11,28 @@ from contextlib import contextmanager
 from pathlib import Path
 
 
+def make_folder(folder: str | Path) -> None:
+    """Create `folder` and its parents; a file in the way is an OSError naming that file."""
+    folder = Path(folder)
+    for ancestor in (folder, *folder.parents):
+        if ancestor.exists():
+            if not ancestor.is_dir():
+                inside = "" if ancestor == folder else f", so '{folder}' cannot be made in it"
+                raise NotADirectoryError(
+                    errno.ENOTDIR, f"is a file, not a folder{inside}", str(ancestor)
+                )
+            break
+    folder.mkdir(parents=True, exist_ok=True)
+
+
 @contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
     """A temporary sibling of `path` to write to; it replaces `path` when the block ends without
-    an error, and is removed when it ends with one."""
+    an error, and is removed when it ends with one. `path` must not be a folder."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.is_dir():
+        raise IsADirectoryError(errno.EISDIR, "is a folder; give a file name", str(path))
+    make_folder(path.parent)
     temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
         yield temporary

@@ -6,6 +6,9 @@ Every error names the file, the row (1-based data row; for CSV also the file lin
 from __future__ import annotations
 
 import codecs
+import csv
+import json
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -21,6 +24,9 @@ READABLE_SUFFIXES = (".csv", ".parquet", ".jsonl", ".json", ".yaml", ".yml")
 _YAML_RENAMES = {"origin_a": "dataset_a", "origin_b": "dataset_b"}
 CHUNK_ROWS = 200_000
 _BLOCK_BYTES = 1 << 20
+# Control characters (C0, DEL, C1): never part of an id, and NUL cannot even be saved in a fit.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+_FIELDS = re.compile(r"Expected (\d+) fields in line (\d+), saw (\d+)")
 
 
 def _ensure_not_blank(path: Path, source: str) -> None:
@@ -84,6 +90,63 @@ def _read_yaml(path: Path, source: str) -> pd.DataFrame:
     return frame.rename(columns=renames)
 
 
+def _check_csv_header(path: Path, source: str) -> None:
+    """Refuse a header that names a column twice, and a first row with more fields than the
+    header (pandas would silently read its first field as an index and shift the rest)."""
+    with path.open(encoding="utf-8-sig", newline="") as handle:
+        reader = csv.reader(handle)
+        try:
+            header = [name.strip() for name in next(reader, [])]
+            first = next(reader, None)
+        except csv.Error:  # e.g. a field over csv's size limit: pandas reads it and judges
+            return
+    seen: dict[str, int] = {}
+    for number, name in enumerate(header, start=1):
+        if name in seen and name:  # empty names (trailing commas) become "Unnamed: N"
+            raise DataError(
+                f"{where(source, column=name)}: the header names this column twice (columns "
+                f"{seen[name]} and {number})"
+            )
+        seen[name] = number
+    if first is not None and len(first) > len(header):
+        raise DataError(
+            f"{where(source, 1)}: {len(first)} fields, but the header names {len(header)}"
+        )
+
+
+def _bad_json_line(path: Path, source: str) -> DataError | None:
+    """The error naming the row (and line) of the first line that is not a JSON object."""
+    row = 0
+    with path.open(encoding="utf-8-sig") as handle:
+        for line_number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            row += 1
+            try:
+                value = json.loads(line)
+            except ValueError as error:
+                reason = getattr(error, "msg", error)  # JSONDecodeError's, without its position
+                return DataError(
+                    f"{where(source, row)}: line {line_number} is not valid JSON ({reason})"
+                )
+            if not isinstance(value, dict):
+                return DataError(f"{where(source, row)}: line {line_number} is not a JSON object")
+    return None
+
+
+def _parse_error(path: Path, source: str, suffix: str, error: Exception) -> DataError:
+    if suffix == ".parquet":
+        return DataError(f"{where(source)}: not a readable Parquet file ({error})")
+    if suffix == ".csv" and (fields := _FIELDS.search(str(error))):
+        expected, line, saw = fields.groups()
+        return DataError(
+            f"{where(source, int(line) - 1)}: {saw} fields, but the header names {expected}"
+        )
+    if suffix != ".csv" and (located := _bad_json_line(path, source)):
+        return located
+    return DataError(f"{where(source)}: cannot be parsed as {suffix[1:]} ({error})")
+
+
 @contextmanager
 def _chunk_reader(path: Path, suffix: str, chunk_rows: int):
     """The format's chunks and, where the format stores it, its number of rows."""
@@ -119,6 +182,8 @@ def iter_table(
     source = str(path)
     if not path.exists():
         raise DataError(f"{where(source)}: no such file")
+    if path.is_dir():
+        raise DataError(f"{where(source)}: is a folder, not a table file")
     suffix = path.suffix.lower()
     if suffix not in READABLE_SUFFIXES:
         raise DataError(
@@ -131,9 +196,14 @@ def iter_table(
     # pyarrow raises several unrelated types
     unreadable = Exception if suffix == ".parquet" else ValueError
     try:
+        if suffix == ".csv":
+            _check_csv_header(path, source)
         with _chunk_reader(path, suffix, chunk_rows) as (chunks, total):
             for chunk in chunks:
                 chunk.columns = [str(column).strip() for column in chunk.columns]
+                if first == 0 and chunk.columns.duplicated().any():
+                    twice = chunk.columns[chunk.columns.duplicated()][0]
+                    raise DataError(f"{where(source, column=twice)}: the column appears twice")
                 columns += [column for column in chunk.columns if column not in columns]
                 chunk = chunk.reindex(columns=columns) if chunk.shape[1] < len(columns) else chunk
                 if chunk.empty:
@@ -149,11 +219,7 @@ def iter_table(
     except UnicodeDecodeError as error:
         raise (_non_utf8(path, source) or DataError(f"{where(source)}: {error}")) from error
     except unreadable as error:
-        if suffix == ".parquet":
-            message = f"{where(source)}: not a readable Parquet file ({error})"
-        else:
-            message = f"{where(source)}: cannot be parsed as {suffix[1:]} ({error})"
-        raise DataError(message) from error
+        raise _parse_error(path, source, suffix, error) from error
     if first == 0:
         raise DataError(f"{where(source)}: the table has a header but no rows")
 
@@ -185,11 +251,22 @@ def text_column(
     source: str,
     allow_empty: bool = False,
     rows: range | None = None,
+    identifier: bool = False,
 ) -> pd.Series:
-    """The column as stripped strings; an empty cell is an error naming its row."""
+    """The column as stripped strings; an empty cell is an error naming its row, and so is a
+    control character (NUL, tab, newline, ...) in an `identifier` column."""
     values = frame[column]
     missing = values.isna()
     values = values.where(~missing, "").astype(str).str.strip()
+    if identifier:
+        control = values.str.contains(_CONTROL).to_numpy(dtype=bool)
+        if control.any():
+            bad = first_bad(control)
+            character = _CONTROL.search(values.iloc[bad])[0]
+            raise DataError(
+                f"{where(source, table_row(bad, rows), column)}: the id {values.iloc[bad]!r} "
+                f"holds the control character U+{ord(character):04X}; ids must be plain text"
+            )
     empty = values == ""
     if empty.any() and not allow_empty:
         count = f"{int(empty.sum())} empty {in_rows(rows)[1:] or 'in all'}"

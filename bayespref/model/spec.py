@@ -89,7 +89,11 @@ class ModelSpec:
     def from_toml(cls, path: str | Path) -> ModelSpec:
         path = Path(path)
         try:
-            values = tomllib.loads(path.read_text())
+            values = tomllib.loads(path.read_text(encoding="utf-8"))
+        except UnicodeDecodeError as error:
+            raise SpecError(
+                f"{path}: bytes that are not UTF-8 at byte {error.start}; save the file as UTF-8"
+            ) from error
         except tomllib.TOMLDecodeError as error:
             raise SpecError(f"{path}: not valid TOML ({error})") from error
         values.setdefault("name", path.stem)

@@ -11,6 +11,16 @@ from matplotlib.figure import Figure
 LABELLED_TASKS = 60  # above this many tasks the ranking shows no per-task labels
 
 
+def plain(name: object) -> str:
+    """A task, dataset, condition or model name as literal text: matplotlib would read a pair of
+    `$` in it as mathtext (and fail on unknown symbols)."""
+    return str(name).replace("$", r"\$")
+
+
+def _plain_all(names) -> list[str]:
+    return [plain(name) for name in names]
+
+
 def dataset_colours(datasets: list[str]) -> dict[str, tuple]:
     cmap = matplotlib.colormaps["tab10" if len(datasets) <= 10 else "tab20"]
     return {name: cmap(index % cmap.N) for index, name in enumerate(datasets)}
@@ -18,7 +28,7 @@ def dataset_colours(datasets: list[str]) -> dict[str, tuple]:
 
 def _legend(ax, colours: dict[str, tuple]) -> None:
     for name, colour in colours.items():
-        ax.plot([], [], "o", color=colour, label=name)
+        ax.plot([], [], "o", color=colour, label=plain(name))
     ax.legend(fontsize=8, loc="best")
 
 
@@ -39,7 +49,7 @@ def utilities_by_dataset(
         mu = utilities.loc[utilities["dataset"] == name, "mu_mean"].to_numpy()
         jitter = rng.uniform(-0.15, 0.15, len(mu))
         ax.scatter(index + jitter, mu, s=8, color=colours[name], alpha=0.6, edgecolor="none")
-    ax.set_xticks(positions, names, rotation=30, ha="right")
+    ax.set_xticks(positions, _plain_all(names), rotation=30, ha="right")
     ax.set_ylabel("utility (units of noise)")
     ax.set_title("Dataset means (posterior) and task utilities (points)")
     fig.tight_layout()
@@ -58,7 +68,7 @@ def ranked_utilities(utilities: pd.DataFrame, colours: dict) -> Figure:
     ax.hlines(np.arange(n), table["mu_low"], table["mu_high"], colors=colour, linewidth=width)
     ax.scatter(table["mu_mean"], np.arange(n), c=colour, s=6 if labelled else 1, zorder=3)
     if labelled:
-        ax.set_yticks(np.arange(n), table["task_id"], fontsize=6)
+        ax.set_yticks(np.arange(n), _plain_all(table["task_id"]), fontsize=6)
     else:
         ax.set_ylabel(f"rank among {n} tasks")
     ax.set_xlabel("utility, posterior mean and 94% interval")
@@ -77,7 +87,7 @@ def noise(utilities: pd.DataFrame, sigma_dataset: dict[str, np.ndarray], colours
         parts = left.violinplot([sigma_dataset[n] for n in names], showmeans=True)
         for body, name in zip(parts["bodies"], names, strict=True):
             body.set_facecolor(colours[name])
-        left.set_xticks(np.arange(1, len(names) + 1), names, rotation=30, ha="right")
+        left.set_xticks(np.arange(1, len(names) + 1), _plain_all(names), rotation=30, ha="right")
         left.set_title("Noise sigma by dataset")
     else:
         left.text(0.5, 0.5, "noise is shared (sigma = 1)", ha="center", transform=left.transAxes)
@@ -102,7 +112,7 @@ def position(bias: dict[str, np.ndarray], rates: pd.DataFrame, ppc: pd.DataFrame
     fig = Figure(figsize=(15, 4))
     axes = fig.subplots(1, 3)
     for name, values in bias.items():
-        axes[0].hist(values, bins=40, alpha=0.6, label=name, density=True)
+        axes[0].hist(values, bins=40, alpha=0.6, label=plain(name), density=True)
     axes[0].axvline(0, color="grey", linewidth=0.8)
     axes[0].set_title("Position bias (positive favours first)")
     if bias:
@@ -117,7 +127,7 @@ def position(bias: dict[str, np.ndarray], rates: pd.DataFrame, ppc: pd.DataFrame
         fmt="o",
     )
     axes[1].axvline(0.5, color="grey", linewidth=0.8)
-    axes[1].set_yticks(y, rates["group"])
+    axes[1].set_yticks(y, _plain_all(rates["group"]))
     axes[1].set_title("First-position win rate (observed, within dataset)")
     _ppc_panel(axes[2], ppc)
     fig.tight_layout()
@@ -139,7 +149,7 @@ def _ppc_panel(ax, ppc: pd.DataFrame | None) -> None:
         label="replicated 94%",
     )
     ax.scatter(ppc["observed"], y, color="black", zorder=3, s=14, label="observed")
-    ax.set_yticks(y, ppc["statistic"], fontsize=7)
+    ax.set_yticks(y, _plain_all(ppc["statistic"]), fontsize=7)
     ax.set_title("Posterior predictive checks")
     ax.legend(fontsize=8)
 
@@ -181,7 +191,7 @@ def condition_shifts(shifts: pd.DataFrame) -> Figure:
         fmt="o",
     )
     ax.axvline(0, color="grey", linewidth=0.8)
-    ax.set_yticks(y, shifts["name"], fontsize=8)
+    ax.set_yticks(y, _plain_all(shifts["name"]), fontsize=8)
     ax.set_xlabel("shift of utility against the reference condition")
     ax.set_title("Condition shifts by dataset (read relative to each other)")
     fig.tight_layout()
@@ -206,7 +216,8 @@ def discrimination_plot(summary: pd.DataFrame) -> Figure:
     )
     for _, row in summary.iterrows():
         x = row["icc1"] if np.isfinite(row["icc1"]) else 0.0
-        ax.annotate(f"{row['model']} / {row['template']}", (x, row["kl_from_uniform"]), fontsize=7)
+        label = plain(f"{row['model']} / {row['template']}")
+        ax.annotate(label, (x, row["kl_from_uniform"]), fontsize=7)
     ax.set_xlabel("ICC(1) across resamples (between-task share of variance)")
     ax.set_ylabel("KL(ratings || uniform over the scale), nats")
     ax.set_title("Discrimination of stated-rating protocols")

@@ -10,6 +10,7 @@ import base64
 import html
 import io
 import json
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,10 +19,10 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from bayespref.analysis import rates as analysis
-from bayespref.io.atomic import write_atomically
+from bayespref.io.atomic import make_folder, write_atomically
 from bayespref.io.tables import write_table
 from bayespref.posterior import draws as post
-from bayespref.posterior.fit import Fit, load_fit
+from bayespref.posterior.fit import Fit, ensure_not_fit_file, load_fit
 from bayespref.report import figures as plots
 
 SECTIONS = {
@@ -53,14 +54,26 @@ class Section:
 
 
 def report(fit_dir: str | Path, out: str | Path) -> Path:
-    """Write the HTML report of the fit in `fit_dir` to `out`; returns the figures' folder."""
+    """Write the HTML report of the fit in `fit_dir` to `out`; returns the figures' folder, which
+    a failed report does not leave behind (unless it was there before)."""
     out = Path(out)
+    ensure_not_fit_file(out)
     fit = load_fit(fit_dir)
     files = out.with_name(f"{out.stem}_files")
-    files.mkdir(parents=True, exist_ok=True)
-    sections = build_sections(fit, files)
+    created = not files.exists()
+    make_folder(files)
+    try:
+        write_atomically(out, _page(fit, Path(fit_dir), files))
+    except Exception:
+        if created:
+            shutil.rmtree(files, ignore_errors=True)
+        raise
+    return files
+
+
+def _page(fit: Fit, fit_dir: Path, files: Path) -> str:
     parts = []
-    for section in sections:
+    for section in build_sections(fit, files):
         image = ""
         if section.figure is not None:
             image = _embed(section.figure, files / f"{section.key}.png")
@@ -69,15 +82,13 @@ def report(fit_dir: str | Path, out: str | Path) -> Path:
             f"{image}{section.body}</section>"
         )
     approximate = " (APPROXIMATE posterior)" if fit.diagnostics.approximate else ""
-    title = html.escape(f"bayespref report: {Path(fit_dir).name}{approximate}")
-    page = (
+    title = html.escape(f"bayespref report: {fit_dir.name}{approximate}")
+    return (
         f'<!DOCTYPE html><html><head><meta charset="utf-8"><title>{title}</title>'
         f"<style>{_STYLE}</style></head><body><h1>{title}</h1>{_overview(fit)}"
         + "".join(parts)
         + "</body></html>\n"
     )
-    write_atomically(out, page)
-    return files
 
 
 def build_sections(fit: Fit, files: Path) -> list[Section]:

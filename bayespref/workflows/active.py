@@ -48,13 +48,12 @@ from bayespref.collect.plan import CollectConfig, Trial, manifest_config, plan
 from bayespref.collect.runner import (
     FAILED_BATCHES_LIMIT,
     MANIFEST_FORMAT,
-    OUTPUTS,
     CollectResult,
     answer_pending,
     finish_run,
     start_engine_for,
 )
-from bayespref.collect.store import RunStore
+from bayespref.collect.store import OUTPUTS, RunStore
 from bayespref.collect.templates import Template, load_template
 from bayespref.data.choice_data import load_choice_data
 from bayespref.data.tasks import validate_task_set
