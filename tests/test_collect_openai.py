@@ -277,6 +277,8 @@ def test_api_key_env_must_name_a_set_variable(monkeypatch):
         HttpSettings(api_key_env=SECRET)
     with pytest.raises(ValueError, match="'NOT_SET_ANYWHERE', which is not set"):
         HttpSettings(api_key_env="NOT_SET_ANYWHERE")
+    with pytest.raises(ValueError, match="concurrency must be at least 1, not 0"):
+        HttpSettings(concurrency=0)
 
 
 @pytest.fixture

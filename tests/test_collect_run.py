@@ -88,7 +88,7 @@ def test_simulated_collection_writes_the_contract_and_a_manifest(truth_dir, tmp_
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["config"]["degree"] == 4 and manifest["config"]["samples"] == 2
     assert manifest["config"]["template"] == "pre-task-revealed@v1"
-    assert manifest["config"]["tasks"]["n"] == 30 and manifest["config"]["max_tokens"] == 32
+    assert manifest["config"]["tasks"]["n"] == 30 and manifest["config"]["max_tokens"] == 256
     assert manifest["status"]["complete"] is True
     assert manifest["status"]["planned"] == manifest["status"]["completed"] == len(table)
     assert not (out / ".lock").exists()
