@@ -21,6 +21,7 @@ import pandas as pd
 from bayespref.collect.design import pair_design, rating_design
 from bayespref.collect.engines import Engine, EngineOptions, Generation, Request, Response
 from bayespref.collect.engines import make_engine as start_engine
+from bayespref.collect.engines.vllm import read_chat_template
 from bayespref.collect.parse import parse_rating, read_choice
 from bayespref.collect.store import CollectError, RunStore
 from bayespref.collect.templates import Template, load_template
@@ -139,15 +140,41 @@ def _package_version() -> str:
         return "unknown"
 
 
-def manifest_config(config: CollectConfig, tasks: pd.DataFrame, template: Template) -> dict:
+def answer_settings(engine: str, options: EngineOptions | None) -> dict:
+    """Engine settings that change answers (weights' dtype, quantization, chat template), where
+    they are not the defaults; unlike concurrency or memory limits, a rerun must match them."""
+    if options is None or engine not in ("vllm", "transformers"):
+        return {}
+    if engine == "transformers":
+        settings = {"dtype": options.dtype}
+    else:
+        vllm = options.vllm
+        chat_template = read_chat_template(vllm.chat_template)
+        settings = {
+            "dtype": None if vllm.dtype == "auto" else vllm.dtype,
+            "quantization": vllm.quantization,
+            "chat_template_sha": chat_template
+            and hashlib.sha256(chat_template.encode()).hexdigest()[:16],
+        }
+    return {key: value for key, value in settings.items() if value is not None}
+
+
+def manifest_config(
+    config: CollectConfig,
+    tasks: pd.DataFrame,
+    template: Template,
+    options: EngineOptions | None = None,
+) -> dict:
     """The part of the manifest a rerun must match."""
-    return {
+    result = {
         **asdict(config),
         "max_tokens": _generation(config, template).max_tokens,
         "template": template.name,
         "template_sha": template.sha,
         "tasks": {"n": len(tasks), "hash": _tasks_hash(tasks)},
     }
+    settings = answer_settings(config.engine, options)
+    return result | ({"answer_settings": settings} if settings else {})
 
 
 _DEFAULTS = asdict(CollectConfig("", ""))
@@ -277,7 +304,7 @@ def collect(
     trials = plan(config, tasks, template)
     manifest = {
         "format": MANIFEST_FORMAT,
-        "config": manifest_config(config, tasks, template),
+        "config": manifest_config(config, tasks, template, options),
         "engine_options": asdict(options or EngineOptions()),
         "template_text": template.text,
         "bayespref_version": _package_version(),
@@ -375,13 +402,19 @@ class Preview:
     example: Trial
 
 
-def preview(config: CollectConfig, tasks: pd.DataFrame, out: str | Path) -> Preview:
+def preview(
+    config: CollectConfig,
+    tasks: pd.DataFrame,
+    out: str | Path,
+    options: EngineOptions | None = None,
+) -> Preview:
     """What `collect` would ask, without starting an engine or writing anything."""
     tasks = validate_task_set(tasks)
     template = load_template(config.protocol)
     trials = plan(config, tasks, template)
     store = RunStore(out)
-    _check_manifest(store.read_manifest(), manifest_config(config, tasks, template), Path(out))
+    settings = manifest_config(config, tasks, template, options)
+    _check_manifest(store.read_manifest(), settings, Path(out))
     answered = _answered(store.records()) if store.shards.is_dir() else set()
     done = sum(trial.key in answered for trial in trials)
     return Preview(planned=len(trials), answered=done, example=trials[0])
