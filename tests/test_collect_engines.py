@@ -302,7 +302,7 @@ def test_vllm_engine_end_to_end_with_logprobs(tmp_path, monkeypatch):
         "gpu_memory_utilization": 0.9,
     }
     params = created[1]["params"][0]
-    assert (params.n, params.temperature, params.max_tokens, params.logprobs) == (1, 0.0, 32, 20)
+    assert (params.n, params.temperature, params.max_tokens, params.logprobs) == (1, 0.0, 256, 20)
     assert created[1]["messages"][0][0] == {"role": "system", "content": "Be yourself."}
     table = pd.read_parquet(out / "comparisons.parquet")
     assert len(table) == 30 and set(table["dataset_a"]) == {"decline", "chat"}
@@ -356,6 +356,10 @@ def test_vllm_options_for_a_large_model_and_a_template_without_a_system_role(tmp
     assert manifest["engine_options"]["vllm"]["max_model_len"] == 8192
     table = pd.read_parquet(out / "comparisons.parquet")
     assert table["finish_reason"].eq("length").all()
+    # A different chat template changes the answers: the folder is not resumed with it.
+    template.write_text("{% for m in messages %}[{{ m.content }}]{% endfor %}")
+    rerun = CliRunner().invoke(app, args)
+    assert rerun.exit_code == 2 and "answer_settings" in rerun.output
 
 
 def test_vllm_settings_are_checked():

@@ -277,6 +277,8 @@ def test_api_key_env_must_name_a_set_variable(monkeypatch):
         HttpSettings(api_key_env=SECRET)
     with pytest.raises(ValueError, match="'NOT_SET_ANYWHERE', which is not set"):
         HttpSettings(api_key_env="NOT_SET_ANYWHERE")
+    with pytest.raises(ValueError, match="concurrency must be at least 1, not 0"):
+        HttpSettings(concurrency=0)
 
 
 @pytest.fixture
@@ -367,3 +369,19 @@ def test_the_key_itself_or_an_unset_name_is_refused_before_anything_is_written(
             assert SECRET not in result.output
         assert server.bodies == []
     assert not (tmp_path / "run").exists()
+
+
+def test_an_answer_stored_as_a_list_by_an_older_version_is_asked_again(tmp_path, tasks_file):
+    with FakeServer() as server:
+        args = cli_args(server, tasks_file, tmp_path / "run")
+        assert CliRunner().invoke(app, args).exit_code == 0
+        shard = next((tmp_path / "run" / "shards").glob("*.jsonl"))
+        lines = shard.read_text().splitlines()
+        first = json.loads(lines[0]) | {"raw_response": [{"type": "text", "text": "Task A"}]}
+        shard.write_text("\n".join([json.dumps(first), *lines[1:]]) + "\n")
+        asked = len(server.bodies)
+        rerun = CliRunner().invoke(app, args)
+        assert rerun.exit_code == 0, rerun.output
+        assert len(server.bodies) == asked + 1
+    table = pd.read_parquet(tmp_path / "run" / "comparisons.parquet")
+    assert len(table) == 12 and table["raw_response"].map(type).eq(str).all()

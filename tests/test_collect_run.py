@@ -88,7 +88,7 @@ def test_simulated_collection_writes_the_contract_and_a_manifest(truth_dir, tmp_
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["config"]["degree"] == 4 and manifest["config"]["samples"] == 2
     assert manifest["config"]["template"] == "pre-task-revealed@v1"
-    assert manifest["config"]["tasks"]["n"] == 30 and manifest["config"]["max_tokens"] == 32
+    assert manifest["config"]["tasks"]["n"] == 30 and manifest["config"]["max_tokens"] == 256
     assert manifest["status"]["complete"] is True
     assert manifest["status"]["planned"] == manifest["status"]["completed"] == len(table)
     assert not (out / ".lock").exists()
@@ -349,3 +349,15 @@ def test_twenty_random_kills_lose_and_repeat_nothing(truth_dir, tmp_path):
     records = shard_records(out)
     assert len(records) == 870 and len({r["key"] for r in records}) == 870
     pd.testing.assert_frame_equal(trials_of(out), trials_of(reference))
+
+
+def test_a_folder_written_before_a_setting_existed_resumes_at_its_default(truth_dir, tmp_path):
+    out = tmp_path / "run"
+    args = ("--engine", "simulated", "--truth", truth_dir, "--degree", "2", "--out", out)
+    assert invoke(*args).exit_code == 0
+    manifest = json.loads((out / "manifest.json").read_text())
+    del manifest["config"]["max_answer_chars"]  # as an older version wrote it
+    (out / "manifest.json").write_text(json.dumps(manifest))
+    assert invoke(*args).exit_code == 0
+    changed = invoke(*args, "--max-answer-chars", "50")
+    assert changed.exit_code == 2 and "max_answer_chars: 100000 there, 50 now" in changed.output

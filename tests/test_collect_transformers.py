@@ -40,6 +40,9 @@ def test_generation_is_seeded_and_logprobs_give_p_a(gguf_file):
     requests = [Request(str(seed), messages, seed, ("x", "y"), template) for seed in (1, 1, 2)]
     first, again, other = engine.generate(requests)
     assert first.error is None and first.text == again.text
+    # Each request samples from its own generator: alone or in a batch, the same answer.
+    [alone] = engine.generate(requests[2:])
+    assert alone.text == other.text and other.finish_reason in ("stop", "length")
     assert isinstance(other.text, str)
     for response in (first, other):
         if response.p_a is not None:

@@ -14,18 +14,20 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from typer.testing import CliRunner
+from typer.testing import Result as CliResult
 
 import bayespref as bp
 from bayespref.cli.app import app
 
 BEFORE = Path(__file__).parent / "fixtures" / "before_layout"
 RUN_ARGS = ["--degree", "3", "--samples", "2", "--seed", "4", "--batch-size", "12"]
+# The run was asked at the pre-task template's budget of its day; the template's is 256 now.
+BUDGET_THEN = ["--max-tokens", "32"]
 
 
-def collect(out: Path) -> None:
+def collect(out: Path, *extra: str) -> CliResult:
     args = ["collect", "--engine", "simulated", "--truth", str(BEFORE / "truth"), "--out", str(out)]
-    result = CliRunner().invoke(app, [*args, *RUN_ARGS])
-    assert result.exit_code == 0, result.output
+    return CliRunner().invoke(app, [*args, *RUN_ARGS, *extra])
 
 
 def shard_records(out: Path) -> list[dict]:
@@ -55,11 +57,15 @@ def test_a_collect_run_from_before_resumes_with_the_same_keys(tmp_path):
     assert config_hash.hexdigest()[:16] == "ab9e1aad18c42e1e"
     assert before[0]["key"] == "e1eca05de0a25b032d60ebce"
 
-    collect(out)
+    refused = collect(out)  # at today's budget: other answers, so not the same collection
+    assert refused.exit_code == 2 and "max_tokens: 32 there, 256 now" in refused.output
+    assert shard_records(out) == before
+    resumed_run = collect(out, *BUDGET_THEN)
+    assert resumed_run.exit_code == 0, resumed_run.output
     records = shard_records(out)
     assert records[: len(before)] == before  # nothing asked again
     assert len(records) == 72 and len({r["key"] for r in records}) == 72
     fresh = tmp_path / "fresh"
-    collect(fresh)
+    assert collect(fresh, *BUDGET_THEN).exit_code == 0
     resumed = pd.read_parquet(out / "comparisons.parquet")
     pd.testing.assert_frame_equal(resumed, pd.read_parquet(fresh / "comparisons.parquet"))

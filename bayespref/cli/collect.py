@@ -173,11 +173,6 @@ def collect_command(
             condition=condition,
             max_answer_chars=max_answer_chars,
         )
-        if dry_run:
-            if active:
-                raise ValueError("--dry-run does not apply to an --active run")
-            _print_preview(preview(config, task_table, out))
-            return
         options = EngineOptions(
             http=HttpSettings(
                 base_url=base_url,
@@ -201,6 +196,11 @@ def collect_command(
             latency=latency,
             truth=str(truth) if truth else None,
         )
+        if dry_run:
+            if active:
+                raise ValueError("--dry-run does not apply to an --active run")
+            _print_preview(preview(config, task_table, out, options))
+            return
         if active:
             _run_active(config, task_table, out, options, batch_size, rounds, batch)
             return

@@ -20,8 +20,10 @@ Choice answers are read in this order; the first rule that applies decides:
 6. Anything else is `unparsed`.
 
 A choice decided by rule 3 or 4 is `refused_chosen` when refusal wording (REFUSAL_PATTERNS) follows
-the label within REFUSAL_WINDOW characters: the model picked a task, then declined to do it. The
-choice stays `a` or `b`; the flag lets task-level refusal rates be counted beside it.
+the label within REFUSED_CHOSEN_WINDOW characters: the model picked a task, then declined to do it.
+The choice stays `a` or `b`; the flag lets task-level refusal rates be counted beside it. The window
+is short because the refusal comes right after the pick, and wording further on may be the task's
+own text (a story's "I won't").
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from bayespref.collect.templates import Scale
 
 # Real answers state their pick or refusal after a preamble of up to ~760 characters.
 REFUSAL_WINDOW = 800
+REFUSED_CHOSEN_WINDOW = 300
 REFUSAL_PATTERNS = tuple(
     re.compile(pattern, re.IGNORECASE)
     for pattern in (
@@ -146,7 +149,7 @@ def read_choice(
         if reading is None:
             continue
         if reading.choice in ("a", "b") and rule is not _from_tags:
-            after = text[reading.end :]
+            after = text[reading.end : reading.end + REFUSED_CHOSEN_WINDOW]
             return ChoiceReading(reading.choice, is_refusal(after), reading.end)
         return reading
     return ChoiceReading("refusal" if is_refusal(text) else "unparsed")

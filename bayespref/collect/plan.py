@@ -15,7 +15,8 @@ from pathlib import Path
 import pandas as pd
 
 from bayespref.collect.design import pair_design, rating_design
-from bayespref.collect.engines import Generation
+from bayespref.collect.engines import EngineOptions, Generation
+from bayespref.collect.engines.vllm import read_chat_template
 from bayespref.collect.templates import Template
 from bayespref.data.comparisons import DEFAULT_CONDITION
 from bayespref.errors import CollectError
@@ -107,15 +108,41 @@ def _tasks_hash(tasks: pd.DataFrame) -> str:
     return hashlib.sha256(canonical.to_csv(index=False).encode()).hexdigest()[:16]
 
 
-def manifest_config(config: CollectConfig, tasks: pd.DataFrame, template: Template) -> dict:
+def answer_settings(engine: str, options: EngineOptions | None) -> dict:
+    """Engine settings that change answers (weights' dtype, quantization, chat template), where
+    they are not the defaults; unlike concurrency or memory limits, a rerun must match them."""
+    if options is None or engine not in ("vllm", "transformers"):
+        return {}
+    if engine == "transformers":
+        settings = {"dtype": options.dtype}
+    else:
+        vllm = options.vllm
+        chat_template = read_chat_template(vllm.chat_template)
+        settings = {
+            "dtype": None if vllm.dtype == "auto" else vllm.dtype,
+            "quantization": vllm.quantization,
+            "chat_template_sha": chat_template
+            and hashlib.sha256(chat_template.encode()).hexdigest()[:16],
+        }
+    return {key: value for key, value in settings.items() if value is not None}
+
+
+def manifest_config(
+    config: CollectConfig,
+    tasks: pd.DataFrame,
+    template: Template,
+    options: EngineOptions | None = None,
+) -> dict:
     """The part of the manifest a rerun must match."""
-    return {
+    result = {
         **asdict(config),
         "max_tokens": generation_of(config, template).max_tokens,
         "template": template.name,
         "template_sha": template.sha,
         "tasks": {"n": len(tasks), "hash": _tasks_hash(tasks)},
     }
+    settings = answer_settings(config.engine, options)
+    return result | ({"answer_settings": settings} if settings else {})
 
 
 _DEFAULTS = asdict(CollectConfig("", ""))

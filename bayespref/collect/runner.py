@@ -215,7 +215,7 @@ def collect(
     trials = plan(config, tasks, template)
     manifest = {
         "format": MANIFEST_FORMAT,
-        "config": manifest_config(config, tasks, template),
+        "config": manifest_config(config, tasks, template, options),
         "engine_options": asdict(options or EngineOptions()),
         "template_text": template.text,
         "bayespref_version": _package_version(),
@@ -300,13 +300,20 @@ class Preview:
     example: Trial
 
 
-def preview(config: CollectConfig, tasks: pd.DataFrame, out: str | Path) -> Preview:
+def preview(
+    config: CollectConfig,
+    tasks: pd.DataFrame,
+    out: str | Path,
+    options: EngineOptions | None = None,
+) -> Preview:
     """What `collect` would ask, without starting an engine or writing anything."""
     tasks = validate_task_set(tasks)
     template = load_template(config.protocol)
     trials = plan(config, tasks, template)
     store = RunStore(out)
-    check_manifest(store.read_manifest(), manifest_config(config, tasks, template), Path(out))
+    check_manifest(
+        store.read_manifest(), manifest_config(config, tasks, template, options), Path(out)
+    )
     answered = _answered(store.records()) if store.shards.is_dir() else set()
     done = sum(trial.key in answered for trial in trials)
     return Preview(planned=len(trials), answered=done, example=trials[0])

@@ -80,11 +80,16 @@ class RunStore:
         self._next_shard += 1
 
     def records(self) -> dict[str, dict]:
-        """The latest record of every key; a success is never replaced by a later error."""
+        """The latest record of every key; a success is never replaced by a later error. A record
+        whose answer is not text counts as an error."""
         latest: dict[str, dict] = {}
         for path in sorted(self.shards.glob("*.jsonl")):
             for number, line in enumerate(_shard_lines(path), start=1):
                 record = _shard_record(path, number, line)
+                if record.get("error") is None and not isinstance(record.get("raw_response"), str):
+                    # Written before engines read content parts: a failure, asked again.
+                    kind = type(record.get("raw_response")).__name__
+                    record["error"] = f"the stored answer is not text ({kind})"
                 previous = latest.get(record["key"])
                 if previous is None or previous.get("error") is not None:
                     latest[record["key"]] = record

@@ -191,7 +191,8 @@ class OpenAIEngine:
         if expired.is_set():
             raise _Retry(f"no complete reply within {self.http.timeout:g} s")
         if reply.status != 200:
-            detail = self._redact(data[:300].decode(errors="replace"))
+            # Redacted before it is cut, so a key split at the cut cannot leave a readable part.
+            detail = self._redact(data.decode(errors="replace"))[:300]
             message = f"HTTP {reply.status}: {detail}"
             if reply.status in RETRIED_STATUS:
                 raise _Retry(message, retry_after_seconds(reply.getheader("Retry-After")))
