@@ -248,8 +248,8 @@ def test_stated_ratings_protocol_writes_the_ratings_contract(truth_dir, tmp_path
     assert result.exit_code == 0, result.output
     ratings = pd.read_parquet(out / "ratings.parquet")
     assert len(ratings) == 90 and ratings.groupby("task_id").size().eq(3).all()
-    assert set(ratings["rating"]) <= {1.0, 2.0, 4.0, 5.0}
-    assert ratings["scale"].eq("1-5 without 3").all()
+    assert set(ratings["rating"]) <= {1.0, 2.0, 3.0, 5.0}
+    assert ratings["scale"].eq("1-5 without 4").all()
     assert {"task_id", "rating", "scale", "sample", "condition", "raw_response"} <= set(ratings)
     truth = pd.read_csv(truth_dir / "truth.csv").set_index("task_id")["mu"]
     mean = ratings.groupby("task_id")["rating"].mean()
