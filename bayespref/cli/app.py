@@ -14,6 +14,7 @@ import typer
 
 from bayespref.cli.collect import collect_command
 from bayespref.cli.compare import compare
+from bayespref.cli.complete import complete_command
 from bayespref.cli.console import errors, fail
 from bayespref.cli.fit import fit
 from bayespref.cli.predict import predict
@@ -34,6 +35,7 @@ COMMANDS: dict[str, Callable[..., None]] = {
     "report": report_command,
     "select": select_command,
     "collect": collect_command,
+    "complete": complete_command,
 }
 GROUPS = {"ratings": ratings_app}
 

@@ -9,7 +9,6 @@ answers as one that was never interrupted (for engines that honour seeds).
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
@@ -21,6 +20,7 @@ import pandas as pd
 from bayespref.collect.design import pair_design, rating_design
 from bayespref.collect.engines import Engine, EngineOptions, Generation, Request, Response
 from bayespref.collect.engines import make_engine as start_engine
+from bayespref.collect.keys import check_manifest, payload_hash
 from bayespref.collect.parse import parse_choice, parse_rating
 from bayespref.collect.store import RunStore
 from bayespref.collect.templates import Template, load_template
@@ -74,10 +74,6 @@ class CollectResult:
         return self.completed == self.planned
 
 
-def _hash(payload: object) -> str:
-    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
-
-
 def generation_of(config: CollectConfig, template: Template) -> Generation:
     return Generation(
         temperature=config.temperature,
@@ -90,6 +86,9 @@ def plan(config: CollectConfig, tasks: pd.DataFrame, template: Template) -> list
     """The run's trials in the order they are asked (seeded, so reruns plan the same list)."""
     prompt = dict(zip(tasks["task_id"], tasks["prompt"], strict=True))
     generation = generation_of(config, template)
+    if template.kind == "completion" or template.shows_completions:
+        use = "bayespref complete" if template.kind == "completion" else "bayespref judge"
+        raise CollectError(f"template '{template.id}' is for `{use}`, not for collect")
     if template.kind == "choice":
         units = [
             ((a, b), sample)
@@ -108,7 +107,7 @@ def plan(config: CollectConfig, tasks: pd.DataFrame, template: Template) -> list
     trials = []
     for task_ids, sample in units:
         prompts = [prompt[task] for task in task_ids]
-        key = _hash(
+        key = payload_hash(
             {
                 "engine": config.engine,
                 "model": config.model,
@@ -151,21 +150,6 @@ def manifest_config(config: CollectConfig, tasks: pd.DataFrame, template: Templa
     }
 
 
-def _check_manifest(previous: dict | None, config: dict, out: Path) -> None:
-    if previous is None:
-        return
-    before = previous.get("config", {})
-    changed = sorted(key for key in set(before) | set(config) if before.get(key) != config.get(key))
-    if changed:
-        details = "; ".join(
-            f"{key}: {before.get(key)!r} there, {config.get(key)!r} now" for key in changed
-        )
-        raise CollectError(
-            f"'{out / 'manifest.json'}' belongs to a different collection ({details}); rerun with "
-            "the same settings to resume it, or choose another --out folder"
-        )
-
-
 def _answered(records: dict[str, dict]) -> set[str]:
     return {key for key, record in records.items() if record["error"] is None}
 
@@ -180,6 +164,7 @@ def _record(trial: Trial, response: Response) -> dict:
         "p_a": response.p_a,
         "label_mass": response.label_mass,
         "error": response.error,
+        "finish_reason": response.finish_reason,
     }
 
 
@@ -326,7 +311,7 @@ def collect(
 
     with RunStore(out) as store:
         previous = store.read_manifest()
-        _check_manifest(previous, manifest["config"], out)
+        check_manifest(previous, manifest["config"], out)
         manifest["created"] = (previous or {}).get("created") or datetime.now(UTC).isoformat()
         store.write_manifest(manifest)
         stopped = answer_pending(
@@ -357,12 +342,24 @@ def finish_run(
         if template.kind == "choice":
             validate_comparisons(table, str(path), tasks)
         write_table(table, path)
+    return record_status(store, trials, records, path if len(table) else None, manifest)
+
+
+def record_status(
+    store: RunStore,
+    trials: list[Trial],
+    records: dict[str, dict],
+    table: Path | None,
+    manifest: dict,
+) -> CollectResult:
+    """The run's result (answered, failed, planned), also written into its manifest."""
     errors = [records[t.key]["error"] for t in trials if records.get(t.key, {}).get("error")]
+    answered = _answered(records)
     result = CollectResult(
         out=store.out,
-        table=path if len(table) else None,
+        table=table,
         planned=len(trials),
-        completed=len(table),
+        completed=sum(trial.key in answered for trial in trials),
         errors=len(errors),
         error_example=errors[0] if errors else None,
     )
@@ -390,7 +387,7 @@ def preview(config: CollectConfig, tasks: pd.DataFrame, out: str | Path) -> Prev
     template = load_template(config.protocol)
     trials = plan(config, tasks, template)
     store = RunStore(out)
-    _check_manifest(store.read_manifest(), manifest_config(config, tasks, template), Path(out))
+    check_manifest(store.read_manifest(), manifest_config(config, tasks, template), Path(out))
     answered = _answered(store.records()) if store.shards.is_dir() else set()
     done = sum(trial.key in answered for trial in trials)
     return Preview(planned=len(trials), answered=done, example=trials[0])

@@ -29,12 +29,13 @@ def make_engine(
 ) -> Engine:
     """Start the named engine (this is where a model is loaded)."""
     if engine == "simulated":
-        from bayespref.collect.engines.simulated import SimulatedEngine, read_truth
+        from bayespref.collect.engines.simulated import read_truth
+        from bayespref.collect.engines.simulated_authors import AuthorJudgeSimulator
 
         if options.truth is None:
             raise ValueError("the simulated engine needs a truth folder (--truth)")
         _, truth, parameters = read_truth(options.truth)
-        return SimulatedEngine(truth, parameters, generation, options.latency)
+        return AuthorJudgeSimulator(truth, parameters, generation, options.latency, model)
     if engine == "openai":
         from bayespref.collect.engines.openai import OpenAIEngine
 

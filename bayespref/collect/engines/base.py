@@ -36,6 +36,7 @@ class Response:
     p_a: float | None = None  # P(first label) / P(either label), from logprobs
     label_mass: float | None = None  # P(either label) at that token
     error: str | None = None  # the engine failed; the trial is retried on the next run
+    finish_reason: str | None = None
 
 
 class Engine(Protocol):
