@@ -59,9 +59,9 @@ def test_completions_table_holds_every_author_condition_and_sample(truth_dir, tm
     assert result.exit_code == 0, result.output
     assert "96 of 96 completions made" in result.output
     table = pd.read_parquet(out / "completions.parquet")
-    assert list(table.columns[:9]) == [
-        "completion_id", "task_id", "dataset", "author_model", "condition", "system_prompt",
-        "sample", "completion", "finish_reason",
+    assert list(table.columns[:10]) == [
+        "completion_id", "task_id", "dataset", "prompt", "author_model", "condition",
+        "system_prompt", "sample", "completion", "finish_reason",
     ]  # fmt: skip
     assert table["completion_id"].is_unique
     counts = table.groupby(["task_id", "author_model", "condition"]).size()

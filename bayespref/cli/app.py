@@ -17,6 +17,7 @@ from bayespref.cli.compare import compare
 from bayespref.cli.complete import complete_command
 from bayespref.cli.console import errors, fail
 from bayespref.cli.fit import fit
+from bayespref.cli.judge import judge_command
 from bayespref.cli.predict import predict
 from bayespref.cli.ratings import ratings_app
 from bayespref.cli.report import report_command
@@ -36,6 +37,7 @@ COMMANDS: dict[str, Callable[..., None]] = {
     "select": select_command,
     "collect": collect_command,
     "complete": complete_command,
+    "judge": judge_command,
 }
 GROUPS = {"ratings": ratings_app}
 

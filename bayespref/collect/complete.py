@@ -39,6 +39,7 @@ COMPLETION_COLUMNS = (
     "completion_id",
     "task_id",
     "dataset",
+    "prompt",
     "author_model",
     "condition",
     "system_prompt",
@@ -158,6 +159,7 @@ def completions_table(
 ) -> pd.DataFrame:
     """One row per answered completion, in plan order (the completions contract)."""
     dataset = dict(zip(tasks["task_id"], tasks["dataset"], strict=True))
+    prompt = dict(zip(tasks["task_id"], tasks["prompt"], strict=True))
     system = dict(config.conditions)
     max_tokens = generation_of(config.collect_config(config.models[0], ("", "")), template)
     rows = []
@@ -172,6 +174,7 @@ def completions_table(
                     trial.key,
                     task,
                     dataset[task],
+                    prompt[task],
                     model,
                     condition,
                     system[condition],
@@ -220,7 +223,7 @@ def complete(
         offset = 0
         for (model, name), trials in planned.items():
             engine = engines.setdefault(
-                model, _lazy_engine(config.collect_config(model, ("", "")), template, options)
+                model, lazy_engine(config.collect_config(model, ("", "")), template, options)
             )
             shown = _shifted(progress, offset, total)
             stopped = answer_pending(store, trials, template, name, engine, batch_size, shown)
@@ -245,9 +248,10 @@ def _shifted(
     return lambda done, _: progress(offset + done, total)
 
 
-def _lazy_engine(
+def lazy_engine(
     config: CollectConfig, template: Template, options: EngineOptions | None
 ) -> Callable[[], Engine]:
+    """A function giving the engine of `config`, started on the first call only."""
     engines: list[Engine] = []
 
     def engine() -> Engine:
