@@ -22,6 +22,7 @@ from bayespref.cli.predict import predict
 from bayespref.cli.ratings import ratings_app
 from bayespref.cli.report import report_command
 from bayespref.cli.select import select_command
+from bayespref.cli.self_cross import self_cross_command
 from bayespref.cli.simulate import simulate
 from bayespref.errors import BayesprefError, DataWarning
 
@@ -38,6 +39,7 @@ COMMANDS: dict[str, Callable[..., None]] = {
     "collect": collect_command,
     "complete": complete_command,
     "judge": judge_command,
+    "self-cross": self_cross_command,
 }
 GROUPS = {"ratings": ratings_app}
 
