@@ -20,6 +20,7 @@ from bayespref.cli.fit import fit
 from bayespref.cli.judge import judge_command
 from bayespref.cli.predict import predict
 from bayespref.cli.ratings import ratings_app
+from bayespref.cli.refusals import refusals_command
 from bayespref.cli.report import report_command
 from bayespref.cli.select import select_command
 from bayespref.cli.self_cross import self_cross_command
@@ -40,6 +41,7 @@ COMMANDS: dict[str, Callable[..., None]] = {
     "complete": complete_command,
     "judge": judge_command,
     "self-cross": self_cross_command,
+    "refusals": refusals_command,
 }
 GROUPS = {"ratings": ratings_app}
 
