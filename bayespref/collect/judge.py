@@ -281,7 +281,7 @@ def _finish(
     path = store.out / OUTPUTS[template.kind]
     if len(table):
         if template.kind == "choice":
-            validate_comparisons(table, str(path))
+            validate_comparisons(table, str(path), pool=True)  # raters pooled by design
         write_table(table, path)
     trials = [trial for group in planned.values() for trial in group]
     return record_status(store, trials, records, path if len(table) else None, manifest)
