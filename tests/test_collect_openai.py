@@ -16,6 +16,7 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
+from bayespref.cli.app import guarded
 from bayespref.cli.collect import collect_command
 from bayespref.collect.engines import Generation, Request
 from bayespref.collect.engines.openai import HttpSettings, OpenAIEngine, retry_after_seconds
@@ -24,7 +25,7 @@ from bayespref.collect.templates import load_template
 PRE = load_template("pre-task-revealed")
 SECRET = "sk-never-written-7f3a"
 app = typer.Typer()
-app.command()(collect_command)
+app.command()(guarded(collect_command))  # through the one error path, as registered
 
 
 def request(first: str, second: str, seed: int = 0) -> Request:

@@ -14,15 +14,15 @@ import typer
 from typer.testing import CliRunner
 
 import bayespref as bp
+from bayespref.cli.app import guarded
 from bayespref.cli.collect import collect_command
 from bayespref.data.comparisons import read_comparisons
 
 app = typer.Typer()
-app.command()(collect_command)
+app.command()(guarded(collect_command))  # through the one error path, as registered
 runner = CliRunner()
 ENTRY = (
-    "import typer; from bayespref.cli.collect import collect_command; "
-    "typer.run(collect_command)"
+    "import typer; from bayespref.cli.collect import collect_command; typer.run(collect_command)"
 )
 
 
@@ -248,8 +248,8 @@ def test_stated_ratings_protocol_writes_the_ratings_contract(truth_dir, tmp_path
     assert result.exit_code == 0, result.output
     ratings = pd.read_parquet(out / "ratings.parquet")
     assert len(ratings) == 90 and ratings.groupby("task_id").size().eq(3).all()
-    assert set(ratings["rating"]) <= {1.0, 2.0, 4.0, 5.0}
-    assert ratings["scale"].eq("1-5 without 3").all()
+    assert set(ratings["rating"]) <= {1.0, 2.0, 3.0, 5.0}
+    assert ratings["scale"].eq("1-5 without 4").all()
     assert {"task_id", "rating", "scale", "sample", "condition", "raw_response"} <= set(ratings)
     truth = pd.read_csv(truth_dir / "truth.csv").set_index("task_id")["mu"]
     mean = ratings.groupby("task_id")["rating"].mean()

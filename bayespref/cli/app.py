@@ -14,12 +14,16 @@ import typer
 
 from bayespref.cli.collect import collect_command
 from bayespref.cli.compare import compare
+from bayespref.cli.complete import complete_command
 from bayespref.cli.console import errors, fail
 from bayespref.cli.fit import fit
+from bayespref.cli.judge import judge_command
 from bayespref.cli.predict import predict
 from bayespref.cli.ratings import ratings_app
+from bayespref.cli.refusals import refusals_command
 from bayespref.cli.report import report_command
 from bayespref.cli.select import select_command
+from bayespref.cli.self_cross import self_cross_command
 from bayespref.cli.simulate import simulate
 from bayespref.errors import BayesprefError, DataWarning
 
@@ -34,6 +38,10 @@ COMMANDS: dict[str, Callable[..., None]] = {
     "report": report_command,
     "select": select_command,
     "collect": collect_command,
+    "complete": complete_command,
+    "judge": judge_command,
+    "self-cross": self_cross_command,
+    "refusals": refusals_command,
 }
 GROUPS = {"ratings": ratings_app}
 

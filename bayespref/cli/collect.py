@@ -11,12 +11,33 @@ import typer
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from bayespref.cli.console import console, errors, fail
-from bayespref.collect.engines import ENGINES, EngineOptions, HttpSettings, VllmSettings
+from bayespref.cli.console import console, errors
+from bayespref.cli.engine_options import (
+    ApiKeyEnv,
+    BaseUrl,
+    ChatTemplate,
+    Concurrency,
+    Device,
+    Dtype,
+    EngineName,
+    GpuMemory,
+    Latency,
+    MaxModelLen,
+    MicroBatch,
+    Quantization,
+    Retries,
+    TensorParallel,
+    Timeout,
+    TrustRemoteCode,
+    check_engine,
+    options_from,
+)
+from bayespref.collect.engines import EngineOptions, HttpSettings, VllmSettings
 from bayespref.collect.plan import CollectConfig
 from bayespref.collect.runner import CollectResult, Preview, collect, preview
 from bayespref.collect.templates import available_templates
 from bayespref.data.comparisons import DEFAULT_CONDITION
+from bayespref.errors import CollectError
 
 
 def _simulated_inputs(truth: Path) -> tuple[pd.DataFrame, str]:
@@ -31,7 +52,7 @@ def _simulated_inputs(truth: Path) -> tuple[pd.DataFrame, str]:
 # Long: one typer option per setting of the run and of each engine.
 def collect_command(
     out: Annotated[Path, typer.Option("--out", "-o", help="Run folder (created or resumed).")],
-    engine: Annotated[str, typer.Option(help=f"One of {', '.join(ENGINES)}.")],
+    engine: EngineName,
     tasks: Annotated[
         str | None,
         typer.Option(
@@ -69,61 +90,24 @@ def collect_command(
     condition: Annotated[
         str, typer.Option(help="Condition label written on every row.")
     ] = DEFAULT_CONDITION,
-    base_url: Annotated[
-        str, typer.Option(help="OpenAI engine: the server's base URL.")
-    ] = HttpSettings.base_url,
-    api_key_env: Annotated[
-        str | None,
-        typer.Option(
-            help="OpenAI engine: name of the environment variable holding the API key (it must "
-            "be set); default OPENAI_API_KEY when set, else no key."
-        ),
-    ] = None,
-    concurrency: Annotated[
-        int, typer.Option(help="OpenAI engine: requests in flight.")
-    ] = HttpSettings.concurrency,
-    timeout: Annotated[
-        float, typer.Option(help="OpenAI engine: seconds for a whole attempt, reply included.")
-    ] = HttpSettings.timeout,
-    retries: Annotated[
-        int, typer.Option(help="OpenAI engine: retries of a failed request.")
-    ] = HttpSettings.retries,
-    tensor_parallel_size: Annotated[int, typer.Option(help="vLLM engine: GPUs per model.")] = 1,
-    max_model_len: Annotated[
-        int | None, typer.Option(help="vLLM engine: context length (default: the model's).")
-    ] = None,
-    gpu_memory_utilization: Annotated[
-        float, typer.Option(help="vLLM engine: share of GPU memory to take.")
-    ] = VllmSettings.gpu_memory_utilization,
-    quantization: Annotated[
-        str | None, typer.Option(help="vLLM engine: awq, gptq, fp8, ... (default: the model's).")
-    ] = None,
-    trust_remote_code: Annotated[
-        bool, typer.Option(help="vLLM engine: run the model repository's own code.")
-    ] = False,
-    chat_template: Annotated[
-        Path | None, typer.Option(help="vLLM engine: a Jinja chat template file to use instead.")
-    ] = None,
-    dtype: Annotated[
-        str | None,
-        typer.Option(
-            help="vLLM and transformers: weights' dtype (auto, bfloat16, float16, float32); "
-            "default auto for vLLM, bfloat16 on a GPU and float32 on a CPU for transformers."
-        ),
-    ] = None,
-    device: Annotated[
-        str | None,
-        typer.Option(help="Transformers engine: device map (cpu, cuda, ...; default auto)."),
-    ] = None,
-    micro_batch: Annotated[
-        int, typer.Option(help="Transformers engine: requests generated together.")
-    ] = 8,
+    base_url: BaseUrl = HttpSettings.base_url,
+    api_key_env: ApiKeyEnv = None,
+    concurrency: Concurrency = HttpSettings.concurrency,
+    timeout: Timeout = HttpSettings.timeout,
+    retries: Retries = HttpSettings.retries,
+    tensor_parallel_size: TensorParallel = 1,
+    max_model_len: MaxModelLen = None,
+    gpu_memory_utilization: GpuMemory = VllmSettings.gpu_memory_utilization,
+    quantization: Quantization = None,
+    trust_remote_code: TrustRemoteCode = False,
+    chat_template: ChatTemplate = None,
+    dtype: Dtype = None,
+    device: Device = None,
+    micro_batch: MicroBatch = 8,
+    latency: Latency = 0.0,
     max_answer_chars: Annotated[
         int, typer.Option(help="Longer answers are stored cut to this length (and marked).")
     ] = 100_000,
-    latency: Annotated[
-        float, typer.Option(help="Simulated engine: seconds to wait per batch.")
-    ] = 0.0,
     batch_size: Annotated[int, typer.Option(help="Trials per engine call and per shard.")] = 256,
     dry_run: Annotated[
         bool, typer.Option(help="Print the number of prompts and an example prompt; run nothing.")
@@ -144,69 +128,43 @@ def collect_command(
     """
     from bayespref.data.tasks import load_tasks, stratified_sample
 
-    try:
-        if engine not in ENGINES:
-            raise ValueError(f"unknown engine '{engine}'; choose one of {', '.join(ENGINES)}")
-        if engine == "simulated":
-            if truth is None or tasks is not None or model is not None:
-                raise ValueError(
-                    "the simulated engine takes --truth SIMDIR instead of --tasks and --model"
-                )
-            task_table, model = _simulated_inputs(truth)
-        else:
-            if tasks is None or model is None:
-                raise ValueError(f"the {engine} engine needs --tasks and --model")
-            task_table = load_tasks(tasks)
-        if n_tasks is not None:
-            task_table = stratified_sample(task_table, n_tasks, seed)
-        config = CollectConfig(
-            engine=engine,
-            model=model,
-            protocol=protocol,
-            degree=degree,
-            samples=samples,
-            seed=seed,
-            temperature=temperature,
-            max_tokens=max_tokens,
-            logprobs=logprobs,
-            system_prompt=system_prompt,
-            condition=condition,
-            max_answer_chars=max_answer_chars,
-        )
-        options = EngineOptions(
-            http=HttpSettings(
-                base_url=base_url,
-                api_key_env=api_key_env,
-                concurrency=concurrency,
-                timeout=timeout,
-                retries=retries,
-            ),
-            vllm=VllmSettings(
-                tensor_parallel_size=tensor_parallel_size,
-                max_model_len=max_model_len,
-                gpu_memory_utilization=gpu_memory_utilization,
-                dtype=dtype or "auto",
-                quantization=quantization,
-                trust_remote_code=trust_remote_code,
-                chat_template=str(chat_template) if chat_template else None,
-            ),
-            device=device,
-            dtype=dtype,
-            micro_batch=micro_batch,
-            latency=latency,
-            truth=str(truth) if truth else None,
-        )
-        if dry_run:
-            if active:
-                raise ValueError("--dry-run does not apply to an --active run")
-            _print_preview(preview(config, task_table, out, options))
-            return
+    check_engine(engine)
+    if engine == "simulated":
+        if truth is None or tasks is not None or model is not None:
+            raise CollectError(
+                "the simulated engine takes --truth SIMDIR instead of --tasks and --model"
+            )
+        task_table, model = _simulated_inputs(truth)
+    else:
+        if tasks is None or model is None:
+            raise CollectError(f"the {engine} engine needs --tasks and --model")
+        task_table = load_tasks(tasks)
+    if n_tasks is not None:
+        task_table = stratified_sample(task_table, n_tasks, seed)
+    config = CollectConfig(
+        engine=engine,
+        model=model,
+        protocol=protocol,
+        degree=degree,
+        samples=samples,
+        seed=seed,
+        temperature=temperature,
+        max_tokens=max_tokens,
+        logprobs=logprobs,
+        system_prompt=system_prompt,
+        condition=condition,
+        max_answer_chars=max_answer_chars,
+    )
+    options = options_from(locals())
+    if dry_run:
         if active:
-            _run_active(config, task_table, out, options, batch_size, rounds, batch)
-            return
-        result = _run_with_progress(config, task_table, out, options, batch_size)
-    except (ValueError, RuntimeError, OSError) as error:
-        fail(error)
+            raise CollectError("--dry-run does not apply to an --active run")
+        _print_preview(preview(config, task_table, out, options))
+        return
+    if active:
+        _run_active(config, task_table, out, options, batch_size, rounds, batch)
+        return
+    result = _run_with_progress(config, task_table, out, options, batch_size)
     console.print(
         f"{result.completed} of {result.planned} trials answered; wrote {result.table or out}",
         highlight=False,

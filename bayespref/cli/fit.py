@@ -44,6 +44,13 @@ def fit(
             help="Arithmetic: auto (float32 for NUTS, float64 for approx), float64 or float32."
         ),
     ] = "auto",
+    pool: Annotated[
+        bool,
+        typer.Option(
+            help="Pool several protocols, templates or models within a condition (an error "
+            "otherwise; or tell them apart in the condition column)."
+        ),
+    ] = False,
 ) -> None:
     """Fit a Thurstonian model to comparisons and write the fit folder."""
     from bayespref.inference.settings import SamplerSettings
@@ -67,6 +74,7 @@ def fit(
         progressbar=progress,
         log_likelihood=log_likelihood,
         method=method,
+        pool=pool,
     )
     _print_summary(result, out)
     if strict and not result.diagnostics.passed:

@@ -13,6 +13,7 @@ from bayespref.cli.console import console
 from bayespref.io.atomic import make_folder
 from bayespref.io.tables import write_table
 
+SCALE_COLUMNS = ["template", "scale"]
 ratings_app = typer.Typer(help="Stated ratings: reliability and discrimination.")
 
 
@@ -34,7 +35,8 @@ def analyze_command(
     seed: Annotated[int, typer.Option(help="Random seed of the ordinal model.")] = 0,
 ) -> None:
     """Distribution, modal share, KL from uniform and ICC(1) per model and template; a
-    discrimination plot; optionally an ordinal model correlated with pairwise utilities."""
+    discrimination plot; mean ratings by condition, by dataset and by rater x author; optionally
+    an ordinal model correlated with pairwise utilities."""
     from bayespref.analysis import ratings as rt
     from bayespref.report import figures
     from bayespref.report.html import save_figure
@@ -49,6 +51,7 @@ def analyze_command(
         write_table(summary, out / "summary.csv")
         write_table(rt.distribution(table), out / "distribution.csv")
         save_figure(figures.discrimination_plot(summary), out / "discrimination.png")
+        _breakdowns(table, out)
         if ordinal or utilities is not None:
             _ordinal(table, out, fitted, draws, seed)
     except Exception:
@@ -73,3 +76,22 @@ def _ordinal(table, out: Path, utilities, draws: int, seed: int) -> None:
         text = json.dumps(correlations, indent=2) + "\n"
         write_atomically(out / "latent_vs_utility.json", text)
         console.print(f"latent values against utilities: {correlations}", highlight=False)
+
+
+def _breakdowns(table, out: Path) -> None:
+    from bayespref.analysis.rating_breakdowns import breakdown, rater_author_table
+
+    tables = {
+        "by_condition.csv": breakdown(table, "condition"),
+        "by_dataset.csv": breakdown(table, "dataset"),
+        "rater_author.csv": rater_author_table(table),
+    }
+    for name, frame in tables.items():
+        if frame is not None:
+            write_table(frame, out / name)
+    grid = tables["rater_author.csv"]
+    if grid is not None:
+        console.print("mean rating by rater (rows) and author:", highlight=False)
+        for _, cell in grid.groupby(SCALE_COLUMNS):
+            shown = cell.pivot(index="rater_model", columns="author_model", values="mean")
+            console.print(shown.to_string(float_format=lambda v: f"{v:.2f}"), highlight=False)

@@ -8,18 +8,19 @@ seed comes from the key, so a rerun plans the same trials and can skip those alr
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import asdict, dataclass
-from pathlib import Path
 
 import pandas as pd
 
 from bayespref.collect.design import pair_design, rating_design
 from bayespref.collect.engines import EngineOptions, Generation
 from bayespref.collect.engines.vllm import read_chat_template
+from bayespref.collect.keys import payload_hash
 from bayespref.collect.templates import Template
 from bayespref.data.comparisons import DEFAULT_CONDITION
 from bayespref.errors import CollectError
+
+MAX_ANSWER_CHARS = 100_000
 
 
 @dataclass(frozen=True)
@@ -37,7 +38,7 @@ class CollectConfig:
     logprobs: bool = False
     system_prompt: str = ""
     condition: str = DEFAULT_CONDITION
-    max_answer_chars: int = 100_000  # longer answers are stored cut to this length, and marked
+    max_answer_chars: int = MAX_ANSWER_CHARS  # longer answers are stored cut to this, and marked
 
 
 @dataclass(frozen=True)
@@ -47,10 +48,6 @@ class Trial:
     sample: int
     seed: int
     messages: tuple[dict[str, str], ...]
-
-
-def _hash(payload: object) -> str:
-    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
 
 def generation_of(config: CollectConfig, template: Template) -> Generation:
@@ -65,6 +62,9 @@ def plan(config: CollectConfig, tasks: pd.DataFrame, template: Template) -> list
     """The run's trials in the order they are asked (seeded, so reruns plan the same list)."""
     prompt = dict(zip(tasks["task_id"], tasks["prompt"], strict=True))
     generation = generation_of(config, template)
+    if template.kind == "completion" or template.shows_completions:
+        use = "bayespref complete" if template.kind == "completion" else "bayespref judge"
+        raise CollectError(f"template '{template.id}' is for `{use}`, not for collect")
     if template.kind == "choice":
         units = [
             ((a, b), sample)
@@ -83,7 +83,7 @@ def plan(config: CollectConfig, tasks: pd.DataFrame, template: Template) -> list
     trials = []
     for task_ids, sample in units:
         prompts = [prompt[task] for task in task_ids]
-        key = _hash(
+        key = payload_hash(
             {
                 "engine": config.engine,
                 "model": config.model,
@@ -145,21 +145,5 @@ def manifest_config(
     return result | ({"answer_settings": settings} if settings else {})
 
 
-_DEFAULTS = asdict(CollectConfig("", ""))
-
-
-def check_manifest(previous: dict | None, config: dict, out: Path) -> None:
-    if previous is None:
-        return
-    before = previous.get("config", {})
-    # A setting added after the folder was written matches it when left at its default.
-    before = {key: _DEFAULTS[key] for key in set(config) - set(before) if key in _DEFAULTS} | before
-    changed = sorted(key for key in set(before) | set(config) if before.get(key) != config.get(key))
-    if changed:
-        details = "; ".join(
-            f"{key}: {before.get(key)!r} there, {config.get(key)!r} now" for key in changed
-        )
-        raise CollectError(
-            f"'{out / 'manifest.json'}' belongs to a different collection ({details}); rerun with "
-            "the same settings to resume it, or choose another --out folder"
-        )
+# What a setting added after a folder was written is taken to have been there.
+CONFIG_DEFAULTS = asdict(CollectConfig("", ""))

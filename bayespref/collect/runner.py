@@ -18,11 +18,13 @@ import pandas as pd
 
 from bayespref.collect.engines import Engine, EngineOptions, Request, Response
 from bayespref.collect.engines import make_engine as start_engine
+from bayespref.collect.keys import check_manifest
 from bayespref.collect.parse import parse_rating, read_choice
 from bayespref.collect.plan import (
+    CONFIG_DEFAULTS,
+    MAX_ANSWER_CHARS,
     CollectConfig,
     Trial,
-    check_manifest,
     generation_of,
     manifest_config,
     plan,
@@ -166,7 +168,7 @@ def answer_pending(
     condition: str,
     engine: Callable[[], Engine],
     batch_size: int,
-    max_answer_chars: int,
+    max_answer_chars: int = MAX_ANSWER_CHARS,
     progress: Callable[[int, int], None] | None = None,
 ) -> str | None:
     """Ask for every trial without an answer in the store, a batch at a time, appending each
@@ -233,7 +235,7 @@ def collect(
             return engines[0]
 
         previous = store.read_manifest()
-        check_manifest(previous, manifest["config"], out)
+        check_manifest(previous, manifest["config"], out, CONFIG_DEFAULTS)
         manifest["created"] = (previous or {}).get("created") or datetime.now(UTC).isoformat()
         if previous and "system_prompt_folded" in previous:
             manifest["system_prompt_folded"] = previous["system_prompt_folded"]
@@ -273,12 +275,24 @@ def finish_run(
         if template.kind == "choice":
             validate_comparisons(table, str(path), tasks)
         write_table(table, path)
+    return record_status(store, trials, records, path if len(table) else None, manifest)
+
+
+def record_status(
+    store: RunStore,
+    trials: list[Trial],
+    records: dict[str, dict],
+    table: Path | None,
+    manifest: dict,
+) -> CollectResult:
+    """The run's result (answered, failed, planned), also written into its manifest."""
     errors = [records[t.key]["error"] for t in trials if records.get(t.key, {}).get("error")]
+    answered = _answered(records)
     result = CollectResult(
         out=store.out,
-        table=path if len(table) else None,
+        table=table,
         planned=len(trials),
-        completed=len(table),
+        completed=sum(trial.key in answered for trial in trials),
         errors=len(errors),
         error_example=errors[0] if errors else None,
     )
@@ -311,9 +325,8 @@ def preview(
     template = load_template(config.protocol)
     trials = plan(config, tasks, template)
     store = RunStore(out)
-    check_manifest(
-        store.read_manifest(), manifest_config(config, tasks, template, options), Path(out)
-    )
+    settings = manifest_config(config, tasks, template, options)
+    check_manifest(store.read_manifest(), settings, Path(out), CONFIG_DEFAULTS)
     answered = _answered(store.records()) if store.shards.is_dir() else set()
     done = sum(trial.key in answered for trial in trials)
     return Preview(planned=len(trials), answered=done, example=trials[0])

@@ -12,15 +12,18 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
-from bayespref.errors import DataError
+from bayespref.errors import CollectError, DataError
 from bayespref.io.locations import where
 
 TEMPLATES_DIR = Path(__file__).parent / "templates"
-KINDS = ("choice", "rating")
-ANSWERS = {"choice": ("prefix", "xml"), "rating": ("rating",)}
+KINDS = ("choice", "rating", "completion")
+ANSWERS = {"choice": ("prefix", "xml"), "rating": ("rating",), "completion": ("text",)}
+# Judging templates also show the completions of the tasks (`bayespref judge`).
+COMPLETION_PLACEHOLDERS = {"completion", "completion_a", "completion_b"}
 PLACEHOLDERS = {
-    "choice": {"task_a", "task_b", "label_a", "label_b"},
-    "rating": {"task", "low", "high", "banned"},
+    "choice": {"task_a", "task_b", "label_a", "label_b", "completion_a", "completion_b"},
+    "rating": {"task", "low", "high", "banned", "completion"},
+    "completion": {"task"},
 }
 
 
@@ -61,16 +64,30 @@ class Template:
     def sha(self) -> str:
         return hashlib.sha256(self.text.encode()).hexdigest()[:16]
 
-    def render(self, task_a: str, task_b: str | None = None) -> str:
-        """The user prompt for one trial: two task prompts (choice) or one (rating)."""
+    @property
+    def shows_completions(self) -> bool:
+        """Whether the template judges finished transcripts (task and completion)."""
+        identifiers = set(string.Template(self.text).get_identifiers())
+        return bool(identifiers & COMPLETION_PLACEHOLDERS)
+
+    def render(
+        self, task_a: str, task_b: str | None = None, completions: tuple[str, ...] = ()
+    ) -> str:
+        """The user prompt for one trial: two task prompts (choice) or one (rating, completion),
+        with their completions for a template that shows them."""
+        if self.shows_completions and len(completions) != (2 if self.kind == "choice" else 1):
+            raise CollectError(f"template '{self.id}' shows the completions of its tasks")
+        if self.kind == "completion":
+            return string.Template(self.text).substitute(task=task_a)
         if self.kind == "choice":
             if task_b is None:
-                raise ValueError(f"template '{self.id}' shows two tasks")
+                raise CollectError(f"template '{self.id}' shows two tasks")
             values = {
                 "task_a": task_a,
                 "task_b": task_b,
                 "label_a": self.labels[0],
                 "label_b": self.labels[1],
+                **dict(zip(("completion_a", "completion_b"), completions, strict=False)),
             }
         else:
             assert self.scale is not None
@@ -79,6 +96,7 @@ class Template:
                 "low": str(self.scale.low),
                 "high": str(self.scale.high),
                 "banned": "" if self.scale.banned is None else str(self.scale.banned),
+                **dict(zip(("completion",), completions, strict=False)),
             }
         return string.Template(self.text).substitute(values)
 

@@ -194,9 +194,12 @@ def _prepare_chunks(
 
 
 def load_choice_data(
-    comparisons: str | Path | pd.DataFrame, tasks: str | Path | pd.DataFrame | None = None
+    comparisons: str | Path | pd.DataFrame,
+    tasks: str | Path | pd.DataFrame | None = None,
+    pool: bool = False,
 ) -> ChoiceData:
-    """Read (or take), validate and prepare comparisons for fitting, a chunk at a time."""
+    """Read (or take), validate and prepare comparisons for fitting, a chunk at a time; `pool`
+    accepts several protocols, templates or models in one condition."""
     table, tasks_source = tasks_frame(tasks)
-    chunks, source = validated_chunks(comparisons, table, tasks_source)
+    chunks, source = validated_chunks(comparisons, table, tasks_source, pool)
     return _prepare_chunks(chunks, table, source)

@@ -21,6 +21,9 @@ DEFAULT_CONDITION = "default"
 DEFAULT_DATASET = "all"
 # Optional comparisons columns whose absence changes how the rows are read.
 _OPTIONAL = ("condition", "dataset_a", "dataset_b")
+# One fit measures one protocol, template and model: mixing them is an error unless pooled or
+# told apart by `condition`.
+UNMIXED = ("protocol", "template", "model")
 
 
 def validate_tasks(frame: pd.DataFrame, source: str = "<tasks>") -> pd.DataFrame:
@@ -58,8 +61,11 @@ class ComparisonsValidator:
         source: str = "<comparisons>",
         tasks: pd.DataFrame | None = None,
         tasks_source: str = "<tasks>",
+        pool: bool = False,
     ) -> None:
         self.source, self.tasks_source = source, tasks_source
+        self.pool = pool
+        self.first_seen: dict[tuple[str, str], tuple[str, int]] = {}  # (column, condition)
         self.lookup = (
             None if tasks is None else dict(zip(tasks["task_id"], tasks["dataset"], strict=True))
         )
@@ -97,9 +103,36 @@ class ComparisonsValidator:
             )
         else:
             comparisons["condition"] = DEFAULT_CONDITION
+        if not self.pool:
+            self._unmixed(comparisons, rows)
         if self.lookup is not None:
             return self._datasets_from_tasks(comparisons, rows)
         return self._datasets_given(comparisons, rows)
+
+    def _unmixed(self, comparisons: pd.DataFrame, rows: range | None) -> None:
+        """Within a condition, one value of each UNMIXED column (empty cells aside)."""
+        for column in (c for c in UNMIXED if c in comparisons.columns):
+            values = comparisons[column]
+            for condition in comparisons["condition"].unique():
+                here = (
+                    comparisons["condition"] == condition
+                ).to_numpy() & values.notna().to_numpy()
+                if not here.any():
+                    continue
+                start = first_bad(here)
+                key = (column, str(condition))
+                first, row = self.first_seen.setdefault(
+                    key, (str(values.iloc[start]), table_row(start, rows))
+                )
+                other = here & (values.astype(str) != first).to_numpy()
+                if other.any():
+                    bad = first_bad(other)
+                    raise DataError(
+                        f"{where(self.source, table_row(bad, rows), column)}: "
+                        f"'{values.iloc[bad]}' here but '{first}' in row {row} (condition "
+                        f"'{condition}'); a fit measures one {column}: filter the file, pool "
+                        "them (--pool), or tell them apart in the condition column"
+                    )
 
     def _same_optional_columns(self, frame: pd.DataFrame, rows: range | None) -> None:
         """A chunk of a JSONL file may bring a key the rows before it lacked."""
@@ -198,12 +231,13 @@ def validate_comparisons(
     source: str = "<comparisons>",
     tasks: pd.DataFrame | None = None,
     tasks_source: str = "<tasks>",
+    pool: bool = False,
 ) -> pd.DataFrame:
     """Check a comparisons table against the contract and return it with datasets and condition.
 
     Choices are matched after stripping spaces and lower-casing ("  A " reads as "a").
     """
-    return ComparisonsValidator(source, tasks, tasks_source)(frame)
+    return ComparisonsValidator(source, tasks, tasks_source, pool)(frame)
 
 
 def tasks_frame(tasks: str | Path | pd.DataFrame | None) -> tuple[pd.DataFrame | None, str]:
@@ -215,20 +249,27 @@ def tasks_frame(tasks: str | Path | pd.DataFrame | None) -> tuple[pd.DataFrame |
 
 
 def validated_chunks(
-    comparisons: str | Path | pd.DataFrame, tasks: pd.DataFrame | None, tasks_source: str
+    comparisons: str | Path | pd.DataFrame,
+    tasks: pd.DataFrame | None,
+    tasks_source: str,
+    pool: bool = False,
 ) -> tuple[Iterator[pd.DataFrame], str]:
-    """Validated comparisons, a chunk at a time for a file, and the source they name."""
+    """Validated comparisons, a chunk at a time for a file, and the source they name. `pool`
+    accepts several protocols, templates or models in one condition."""
     if isinstance(comparisons, pd.DataFrame):
         source = "<comparisons>"
-        return iter([ComparisonsValidator(source, tasks, tasks_source)(comparisons)]), source
+        validate = ComparisonsValidator(source, tasks, tasks_source, pool)
+        return iter([validate(comparisons)]), source
     source = str(comparisons)
-    validate = ComparisonsValidator(source, tasks, tasks_source)
+    validate = ComparisonsValidator(source, tasks, tasks_source, pool)
     return (validate(chunk, rows) for chunk, rows in iter_table(comparisons)), source
 
 
 def read_comparisons(
-    comparisons: str | Path | pd.DataFrame, tasks: str | Path | pd.DataFrame | None = None
+    comparisons: str | Path | pd.DataFrame,
+    tasks: str | Path | pd.DataFrame | None = None,
+    pool: bool = False,
 ) -> pd.DataFrame:
     """Read (or take) and validate comparisons, joining datasets from an optional tasks table."""
-    chunks = list(validated_chunks(comparisons, *tasks_frame(tasks))[0])
+    chunks = list(validated_chunks(comparisons, *tasks_frame(tasks), pool)[0])
     return chunks[0] if len(chunks) == 1 else pd.concat(chunks, ignore_index=True)

@@ -238,17 +238,19 @@ def fit(
     progressbar: bool = True,
     log_likelihood: bool = True,
     method: str = "nuts",
+    pool: bool = False,
 ) -> Fit:
     """Validate comparisons, fit the model (NUTS, or `method="approx"`), and write the fit
-    folder if `out`."""
+    folder if `out`. Several protocols, templates or models within one condition are an error
+    unless `pool`."""
     spec = resolve_spec(model)
     if out is None:
-        data = load_choice_data(comparisons, tasks)
+        data = load_choice_data(comparisons, tasks, pool)
         return fit_data(data, spec, settings, progressbar, log_likelihood, method)
     out = Path(out)
     with output_lock(out):
         ensure_writable(out, force)
-        data = load_choice_data(comparisons, tasks)
+        data = load_choice_data(comparisons, tasks, pool)
         result = fit_data(data, spec, settings, progressbar, log_likelihood, method)
         result.write_locked(out, force)
     return result

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from bayespref.collect.engines.base import Engine, Generation, Request, Response
 from bayespref.collect.engines.openai import HttpSettings
 from bayespref.collect.engines.vllm import VllmSettings
+from bayespref.errors import CollectError
 
 ENGINES = ("vllm", "transformers", "openai", "simulated")
 
@@ -42,12 +43,13 @@ def make_engine(
 ) -> Engine:
     """Start the named engine (this is where a model is loaded)."""
     if engine == "simulated":
-        from bayespref.collect.engines.simulated import SimulatedEngine, read_truth
+        from bayespref.collect.engines.simulated import read_truth
+        from bayespref.collect.engines.simulated_authors import AuthorJudgeSimulator
 
         if options.truth is None:
-            raise ValueError("the simulated engine needs a truth folder (--truth)")
+            raise CollectError("the simulated engine needs a truth folder (--truth)")
         _, truth, parameters = read_truth(options.truth)
-        return SimulatedEngine(truth, parameters, generation, options.latency)
+        return AuthorJudgeSimulator(truth, parameters, generation, options.latency, model)
     if engine == "openai":
         from bayespref.collect.engines.openai import OpenAIEngine
 
@@ -62,4 +64,4 @@ def make_engine(
         return TransformersEngine(
             model, generation, options.device, options.dtype, options.micro_batch
         )
-    raise ValueError(f"unknown engine '{engine}'; choose one of {', '.join(ENGINES)}")
+    raise CollectError(f"unknown engine '{engine}'; choose one of {', '.join(ENGINES)}")

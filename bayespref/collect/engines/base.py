@@ -2,12 +2,23 @@
 
 from __future__ import annotations
 
+import importlib
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from types import ModuleType
 from typing import Protocol
 
 from bayespref.collect.templates import Template
+from bayespref.errors import CollectError
+
+
+def import_extra(modules: Sequence[str], needed_for: str, install: str) -> list[ModuleType]:
+    """Import an optional dependency of an engine, or say which extra installs it."""
+    try:
+        return [importlib.import_module(name) for name in modules]
+    except ImportError as error:
+        raise CollectError(f"{needed_for}: pip install {install}") from error
 
 
 @dataclass(frozen=True)

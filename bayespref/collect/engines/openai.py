@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 
 from bayespref.collect.engines.base import Generation, Request, Response, label_probability
+from bayespref.errors import CollectError
 
 RETRIED_STATUS = (408, 409, 429, 500, 502, 503, 504)
 DEFAULT_KEY_ENV = "OPENAI_API_KEY"
@@ -40,12 +41,12 @@ def check_api_key_env(name: str) -> None:
     """Refuse a value that is not an environment variable's name (such as the key itself, which
     would otherwise end up in manifest.json) or names a variable that is not set."""
     if not _VARIABLE.fullmatch(name):
-        raise ValueError(
+        raise CollectError(
             "--api-key-env takes the name of an environment variable holding the key (letters, "
             "digits and '_'), not the key itself"
         )
     if not os.environ.get(name):
-        raise ValueError(f"--api-key-env names '{name}', which is not set in the environment")
+        raise CollectError(f"--api-key-env names '{name}', which is not set in the environment")
 
 
 @dataclass(frozen=True)
@@ -66,9 +67,9 @@ class HttpSettings:
             check_api_key_env(self.api_key_env)
         for name in ("concurrency", "max_reply_bytes"):
             if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be at least 1, not {getattr(self, name)}")
+                raise CollectError(f"{name} must be at least 1, not {getattr(self, name)}")
         if self.timeout <= 0 or self.retries < 0 or self.backoff < 0:
-            raise ValueError("timeout must be positive; retries and backoff not negative")
+            raise CollectError("timeout must be positive; retries and backoff not negative")
 
 
 class _Retry(Exception):
@@ -129,7 +130,7 @@ class OpenAIEngine:
         self.http = http
         self.url = urllib.parse.urlsplit(http.base_url.rstrip("/") + "/chat/completions")
         if self.url.scheme not in ("http", "https") or not self.url.hostname:
-            raise ValueError(f"--base-url must be an http(s) URL, not '{http.base_url}'")
+            raise CollectError(f"--base-url must be an http(s) URL, not '{http.base_url}'")
         key_env = http.api_key_env or DEFAULT_KEY_ENV
         self._key = os.environ.get(key_env) or None  # never stored, printed or put in the manifest
         self.token_field = "max_completion_tokens"  # max_tokens for servers that reject it

@@ -13,6 +13,7 @@ import pandas as pd
 from scipy.special import expit
 
 from bayespref.collect.engines.base import Generation, Request, Response
+from bayespref.collect.templates import Scale
 from bayespref.errors import DataError
 from bayespref.io.locations import where
 from bayespref.io.tables import read_table, require_columns
@@ -47,6 +48,14 @@ def read_truth(folder: str | Path) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
     if "position_bias" not in parameters:
         raise DataError(f"{where(str(folder / 'truth.json'), column='position_bias')}: missing")
     return tasks, truth, parameters
+
+
+def scale_value(draw: float, scale: Scale) -> int:
+    """The allowed value nearest to the scale's middle plus draw / 3 of its half-width."""
+    middle, half = (scale.low + scale.high) / 2, (scale.high - scale.low) / 2
+    target = middle + half * draw / 3
+    allowed = [v for v in range(scale.low, scale.high + 1) if scale.allows(v)]
+    return min(allowed, key=lambda v: (abs(v - target), v))
 
 
 class SimulatedEngine:
@@ -92,7 +101,7 @@ class SimulatedEngine:
 
     def _choice(self, request: Request, rng: np.random.Generator) -> Response:
         a, b = (self.index[task] for task in request.task_ids)
-        utility = self._utility(request.condition)
+        utility = self.utility(request.condition)
         z = first_choice_z(
             utility, self.sigma, self.position, a, b, self.dataset_idx, self.position_by_dataset
         )
@@ -115,21 +124,16 @@ class SimulatedEngine:
             text = f"Task {label}: Here is my work on this task."
         return Response(text, p_a, label_mass)
 
-    def _utility(self, condition: str) -> np.ndarray:
+    def utility(self, condition: str) -> np.ndarray:
+        """Every task's utility under a condition."""
         return self.mu + self.shifts[self.conditions.index(condition), self.dataset_idx]
 
     def _rating(self, request: Request, rng: np.random.Generator) -> Response:
-        """The allowed value nearest to the scale's middle plus (utility + noise) / 3 of its
-        half-width."""
         scale = request.template.scale
         assert scale is not None
         task = self.index[request.task_ids[0]]
-        draw = self._utility(request.condition)[task] + self.sigma[task] * rng.normal()
-        middle, half = (scale.low + scale.high) / 2, (scale.high - scale.low) / 2
-        target = middle + half * draw / 3
-        allowed = [v for v in range(scale.low, scale.high + 1) if scale.allows(v)]
-        value = min(allowed, key=lambda v: (abs(v - target), v))
-        return Response(f"<rating>{value}</rating>")
+        draw = self.utility(request.condition)[task] + self.sigma[task] * rng.normal()
+        return Response(f"<rating>{scale_value(draw, scale)}</rating>")
 
     def generate(self, requests: Sequence[Request]) -> list[Response]:
         if self.latency:

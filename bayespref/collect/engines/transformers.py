@@ -18,9 +18,11 @@ from bayespref.collect.engines.base import (
     Request,
     Response,
     fold_system,
+    import_extra,
     label_probability,
     template_has_system_role,
 )
+from bayespref.errors import CollectError
 
 DTYPES = ("auto", "bfloat16", "float16", "float32")
 
@@ -36,25 +38,22 @@ class TransformersEngine:
         dtype: str | None = None,
         batch_size: int = 8,
     ) -> None:
-        try:
-            import torch
-            from transformers import AutoModelForCausalLM, AutoTokenizer
-        except ImportError as error:
-            raise RuntimeError(
-                "the transformers engine needs torch and transformers: "
-                "pip install 'bayespref[torch]'"
-            ) from error
+        torch, transformers = import_extra(
+            ["torch", "transformers"],
+            "the transformers engine needs torch and transformers",
+            "'bayespref[torch]'",
+        )
         if dtype is not None and dtype not in DTYPES:
-            raise ValueError(f"unknown dtype '{dtype}'; choose one of {', '.join(DTYPES)}")
+            raise CollectError(f"unknown dtype '{dtype}'; choose one of {', '.join(DTYPES)}")
         if batch_size < 1:
-            raise ValueError(f"the transformers batch size must be at least 1, not {batch_size}")
+            raise CollectError(f"the transformers batch size must be at least 1, not {batch_size}")
         self.torch = torch
         self.generation = generation
         self.batch_size = batch_size
         source, options = model, {}
         if model.endswith(".gguf"):
             source, options = str(Path(model).parent), {"gguf_file": Path(model).name}
-        self.tokenizer = AutoTokenizer.from_pretrained(source, **options)
+        self.tokenizer = transformers.AutoTokenizer.from_pretrained(source, **options)
         self.tokenizer.padding_side = "left"  # generated tokens must follow each prompt directly
         if self.tokenizer.pad_token is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
@@ -62,7 +61,7 @@ class TransformersEngine:
         gpu = on_gpu or (device in (None, "auto") and torch.cuda.is_available())
         chosen = dtype or ("bfloat16" if gpu else "float32")
         self.dtype = chosen
-        self.model = AutoModelForCausalLM.from_pretrained(
+        self.model = transformers.AutoModelForCausalLM.from_pretrained(
             source,
             dtype=chosen if chosen == "auto" else getattr(torch, chosen),
             device_map=device or "auto",

@@ -18,9 +18,11 @@ from bayespref.collect.engines.base import (
     Request,
     Response,
     fold_system,
+    import_extra,
     label_probability,
     template_has_system_role,
 )
+from bayespref.errors import CollectError
 
 
 @dataclass(frozen=True)
@@ -35,15 +37,15 @@ class VllmSettings:
 
     def __post_init__(self) -> None:
         if not 0 < self.gpu_memory_utilization <= 1:
-            raise ValueError(
+            raise CollectError(
                 f"gpu_memory_utilization must be in (0, 1], not {self.gpu_memory_utilization}"
             )
         if self.tensor_parallel_size < 1:
-            raise ValueError(
+            raise CollectError(
                 f"tensor_parallel_size must be at least 1, not {self.tensor_parallel_size}"
             )
         if self.max_model_len is not None and self.max_model_len < 1:
-            raise ValueError(f"max_model_len must be at least 1, not {self.max_model_len}")
+            raise CollectError(f"max_model_len must be at least 1, not {self.max_model_len}")
 
 
 def read_chat_template(path: str | None) -> str | None:
@@ -53,7 +55,7 @@ def read_chat_template(path: str | None) -> str | None:
     try:
         return Path(path).read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as error:
-        raise ValueError(f"{path}: cannot read the chat template ({error})") from error
+        raise CollectError(f"{path}: cannot read the chat template ({error})") from error
 
 
 class VllmEngine:
@@ -66,12 +68,9 @@ class VllmEngine:
         settings: VllmSettings | None = None,
         seed: int = 0,
     ) -> None:
-        try:
-            import vllm
-        except ImportError as error:
-            raise RuntimeError(
-                "the vllm engine needs vLLM: pip install 'bayespref[vllm]' (on a GPU machine)"
-            ) from error
+        (vllm,) = import_extra(
+            ["vllm"], "the vllm engine needs vLLM", "'bayespref[vllm]' (on a GPU machine)"
+        )
         settings = settings or VllmSettings()
         self.vllm = vllm
         self.generation = generation
