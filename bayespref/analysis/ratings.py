@@ -172,6 +172,39 @@ def summarize(ratings: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=SUMMARY_COLUMNS)
 
 
+def ordered_cutpoints(name: str, n_cut: int, sd: float):
+    """Ordered cut-points of an ordinal likelihood, Normal(0, sd) each (inside a PyMC model)."""
+    import pymc as pm
+
+    return pm.Normal(
+        name,
+        0.0,
+        sd,
+        shape=n_cut,
+        transform=pm.distributions.transforms.ordered,
+        initval=np.linspace(-2, 2, n_cut),
+    )
+
+
+def sample_quietly(draws: int, tune: int, chains: int, seed: int):
+    """NumPyro NUTS on the PyMC model in context, without a progress bar or PyMC's checks
+    (the callers summarise intervals; the main fits go through inference/nuts.py)."""
+    import pymc as pm
+
+    from bayespref.inference import device
+
+    return pm.sample(
+        draws=draws,
+        tune=tune,
+        chains=chains,
+        nuts_sampler="numpyro",
+        random_seed=seed,
+        progressbar=False,
+        compute_convergence_checks=False,
+        nuts={"chain_method": device.chain_method(chains)},
+    )
+
+
 def fit_ordinal(
     ratings: pd.DataFrame, draws: int = 500, tune: int = 500, chains: int = 2, seed: int = 0
 ) -> pd.DataFrame:
@@ -179,8 +212,6 @@ def fit_ordinal(
     theta ~ Normal(0, 1). Sampled with NumPyro NUTS. One model's ratings at a time (filter
     first). Returns per task `latent_mean, latent_sd, latent_low, latent_high` (94%)."""
     import pymc as pm
-
-    from bayespref.inference import device
 
     if ratings["model"].nunique() > 1:
         raise DataError("fit_ordinal takes one model's ratings; filter on the 'model' column")
@@ -192,31 +223,14 @@ def fit_ordinal(
         for index, (key, group) in enumerate(rated.groupby(["template", "scale"])):
             allowed = allowed_values(key[1])
             category = np.searchsorted(allowed, group["rating"].to_numpy())
-            n_cut = len(allowed) - 1
-            cutpoints = pm.Normal(
-                f"cutpoints_{index}",
-                0.0,
-                3.0,
-                shape=n_cut,
-                transform=pm.distributions.transforms.ordered,
-                initval=np.linspace(-2, 2, n_cut),
-            )
+            cutpoints = ordered_cutpoints(f"cutpoints_{index}", len(allowed) - 1, sd=3.0)
             pm.OrderedLogistic(
                 f"rating_{index}",
                 eta=theta[group["task_idx"].to_numpy()],
                 cutpoints=cutpoints,
                 observed=category,
             )
-        idata = pm.sample(
-            draws=draws,
-            tune=tune,
-            chains=chains,
-            nuts_sampler="numpyro",
-            random_seed=seed,
-            progressbar=False,
-            compute_convergence_checks=False,
-            nuts={"chain_method": device.chain_method(chains)},
-        )
+        idata = sample_quietly(draws, tune, chains, seed)
     samples = idata["posterior"]["theta"].values.reshape(-1, len(task_ids)).T
     low, high = np.quantile(samples, INTERVAL_TAILS, axis=1)
     return pd.DataFrame(

@@ -49,7 +49,6 @@ REFERENCE_SHARE = 0.3
 REFERENCE_WIDEN = 1.5
 
 
-
 def default_cap(budget: int, n_tasks: int) -> int:
     """Most chosen pairs one task may be in: max(2, ceil(4 K / n_tasks))."""
     return max(2, math.ceil(4 * budget / n_tasks))

@@ -26,6 +26,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from bayespref.analysis.ratings import allowed_values, ordered_cutpoints, sample_quietly
 from bayespref.analysis.summaries import INTERVAL_TAILS
 from bayespref.data.comparisons import DEFAULT_CONDITION
 from bayespref.errors import DataError
@@ -45,24 +46,6 @@ def _rater_column(frame: pd.DataFrame, source: str) -> pd.Series:
     column = "rater_model" if "rater_model" in frame.columns else "model"
     require_columns(frame, (column,), source)
     return frame[column].astype(str)
-
-
-def _sample(model, draws: int, chains: int, seed: int):
-    import pymc as pm
-
-    from bayespref.inference import device
-
-    with model:
-        return pm.sample(
-            draws=draws,
-            tune=draws,
-            chains=chains,
-            nuts_sampler="numpyro",
-            random_seed=seed,
-            progressbar=False,
-            compute_convergence_checks=False,
-            nuts={"chain_method": device.chain_method(chains)},
-        )
 
 
 def _terms(idata, names: dict[str, tuple[str, np.ndarray | None]]) -> pd.DataFrame:
@@ -141,7 +124,8 @@ def fit_self_cross_pairwise(
             + beta[rater]
         ) / np.sqrt(2.0)
         pm.Bernoulli("first", p=pm.math.invprobit(z), observed=first)
-    idata = _sample(model, draws, chains, seed)
+    with model:
+        idata = sample_quietly(draws, draws, chains, seed)
     names = {"s": ("self", None), "beta": ("position", raters), "mu": ("task", tasks)}
     if len(authors) > 1:
         names["alpha"] = ("author", authors)
@@ -159,8 +143,6 @@ def fit_self_cross_ratings(
     the first condition) and task effects from ratings of completions (unparsed ones left out).
     Returns TERMS_COLUMNS rows with terms `self`, `author`, `condition`, `task`."""
     import pymc as pm
-
-    from bayespref.analysis.ratings import allowed_values
 
     require_columns(ratings, RATING_COLUMNS, source)
     frame = ratings.assign(rater=_rater_column(ratings, source)).dropna(subset=["rating"])
@@ -188,15 +170,7 @@ def fit_self_cross_ratings(
             eta = eta + pm.math.concatenate([np.zeros(1), gamma])[condition.to_numpy()]
         for index, ((_, scale), rows) in enumerate(frame.groupby(["rater", "scale"])):
             allowed = allowed_values(str(scale))
-            n_cut = len(allowed) - 1
-            cutpoints = pm.Normal(
-                f"cutpoints_{index}",
-                0.0,
-                4.0,
-                shape=n_cut,
-                transform=pm.distributions.transforms.ordered,
-                initval=np.linspace(-2, 2, n_cut),
-            )
+            cutpoints = ordered_cutpoints(f"cutpoints_{index}", len(allowed) - 1, sd=4.0)
             positions = frame.index.get_indexer(rows.index)
             pm.OrderedLogistic(
                 f"rating_{index}",
@@ -204,7 +178,8 @@ def fit_self_cross_ratings(
                 cutpoints=cutpoints,
                 observed=np.searchsorted(allowed, rows["rating"].to_numpy()),
             )
-    idata = _sample(model, draws, chains, seed)
+    with model:
+        idata = sample_quietly(draws, draws, chains, seed)
     names = {"s": ("self", None), "mu": ("task", tasks)}
     if len(authors) > 1:
         names["alpha"] = ("author", authors)

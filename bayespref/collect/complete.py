@@ -9,13 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pandas as pd
 
 from bayespref.collect.engines import Engine, EngineOptions
-from bayespref.collect.keys import check_manifest, payload_hash
+from bayespref.collect.keys import payload_hash, resume_manifest, stopped_error
 from bayespref.collect.runner import (
     FAILED_BATCHES_LIMIT,
     CollectConfig,
@@ -216,10 +215,7 @@ def complete(
     stopped = None
     engines: dict[str, Callable[[], Engine]] = {}
     with RunStore(out) as store:
-        previous = store.read_manifest()
-        check_manifest(previous, manifest["config"], out)
-        manifest["created"] = (previous or {}).get("created") or datetime.now(UTC).isoformat()
-        store.write_manifest(manifest)
+        resume_manifest(store, manifest)
         offset = 0
         for (model, name), trials in planned.items():
             engine = engines.setdefault(
@@ -234,9 +230,8 @@ def complete(
                 break
         result = finish_completions(store, planned, config, template, tasks, manifest)
     if stopped is not None:
-        raise CollectError(
-            f"the engine failed on {FAILED_BATCHES_LIMIT} batches in a row, so the run stopped "
-            f"with {result.completed} of {result.planned} completions made; last error: {stopped}"
+        raise stopped_error(
+            stopped, FAILED_BATCHES_LIMIT, result.completed, result.planned, "completions made"
         )
     return result
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pandas as pd
@@ -20,7 +19,7 @@ import pandas as pd
 from bayespref.collect.complete import lazy_engine
 from bayespref.collect.design import pair_design, rating_design
 from bayespref.collect.engines import EngineOptions
-from bayespref.collect.keys import check_manifest, payload_hash
+from bayespref.collect.keys import payload_hash, resume_manifest, stopped_error
 from bayespref.collect.parse import parse_choice, parse_rating
 from bayespref.collect.runner import (
     FAILED_BATCHES_LIMIT,
@@ -245,10 +244,7 @@ def judge(
     out.mkdir(parents=True, exist_ok=True)
     stopped = None
     with RunStore(out) as store:
-        previous = store.read_manifest()
-        check_manifest(previous, manifest["config"], out)
-        manifest["created"] = (previous or {}).get("created") or datetime.now(UTC).isoformat()
-        store.write_manifest(manifest)
+        resume_manifest(store, manifest)
         for rater, trials in planned.items():
             engine = lazy_engine(config.collect_config(rater), template, options)
             stopped = answer_pending(store, trials, template, DEFAULT_CONDITION, engine, batch_size)
@@ -256,9 +252,8 @@ def judge(
                 break
         result = _finish(store, config, completions, template, planned, manifest)
     if stopped is not None:
-        raise CollectError(
-            f"the engine failed on {FAILED_BATCHES_LIMIT} batches in a row, so the run stopped "
-            f"with {result.completed} of {result.planned} judgments made; last error: {stopped}"
+        raise stopped_error(
+            stopped, FAILED_BATCHES_LIMIT, result.completed, result.planned, "judgments made"
         )
     return result
 

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 
+from bayespref.collect.store import RunStore
 from bayespref.errors import CollectError
 
 
@@ -33,3 +35,23 @@ def check_manifest(
             f"'{out / 'manifest.json'}' belongs to a different collection ({details}); rerun with "
             "the same settings to resume it, or choose another --out folder"
         )
+
+
+def resume_manifest(store: RunStore, manifest: dict, defaults: dict | None = None) -> dict | None:
+    """Check the folder's manifest against this run's (refusing another configuration), keep
+    its creation time, and write this run's manifest. Returns the folder's earlier manifest."""
+    previous = store.read_manifest()
+    check_manifest(previous, manifest["config"], store.out, defaults)
+    manifest["created"] = (previous or {}).get("created") or datetime.now(UTC).isoformat()
+    store.write_manifest(manifest)
+    return previous
+
+
+def stopped_error(
+    last_error: str, batches: int, done: int, planned: int, made: str
+) -> CollectError:
+    """The error of a run stopped after `batches` batches in a row failed whole."""
+    return CollectError(
+        f"the engine failed on {batches} batches in a row, so the run stopped with {done} of "
+        f"{planned} {made}; last error: {last_error}"
+    )

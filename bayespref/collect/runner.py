@@ -18,7 +18,7 @@ import pandas as pd
 
 from bayespref.collect.engines import Engine, EngineOptions, Request, Response
 from bayespref.collect.engines import make_engine as start_engine
-from bayespref.collect.keys import check_manifest
+from bayespref.collect.keys import check_manifest, resume_manifest, stopped_error
 from bayespref.collect.parse import parse_rating, read_choice
 from bayespref.collect.plan import (
     CONFIG_DEFAULTS,
@@ -33,7 +33,6 @@ from bayespref.collect.store import OUTPUTS, RunStore
 from bayespref.collect.templates import Template, load_template
 from bayespref.data.comparisons import validate_comparisons
 from bayespref.data.tasks import validate_task_set
-from bayespref.errors import CollectError
 from bayespref.io.tables import write_table
 
 MANIFEST_FORMAT = 1
@@ -234,12 +233,10 @@ def collect(
                 store.write_manifest(manifest)
             return engines[0]
 
-        previous = store.read_manifest()
-        check_manifest(previous, manifest["config"], out, CONFIG_DEFAULTS)
-        manifest["created"] = (previous or {}).get("created") or datetime.now(UTC).isoformat()
+        previous = resume_manifest(store, manifest, CONFIG_DEFAULTS)
         if previous and "system_prompt_folded" in previous:
             manifest["system_prompt_folded"] = previous["system_prompt_folded"]
-        store.write_manifest(manifest)
+            store.write_manifest(manifest)
         stopped = answer_pending(
             store,
             trials,
@@ -252,9 +249,8 @@ def collect(
         )
         result = finish_run(store, trials, config, template, tasks, manifest)
     if stopped is not None:
-        raise CollectError(
-            f"the engine failed on {FAILED_BATCHES_LIMIT} batches in a row, so the run stopped "
-            f"with {result.completed} of {result.planned} trials answered; last error: {stopped}"
+        raise stopped_error(
+            stopped, FAILED_BATCHES_LIMIT, result.completed, result.planned, "trials answered"
         )
     return result
 
