@@ -28,7 +28,6 @@ OPTIONS: dict[str, tuple[str, ...]] = {
 LATER_KEYS = {"overdispersion": "none"}
 
 
-
 @dataclass(frozen=True)
 class ModelSpec:
     """The structure of a Thurstonian choice model (docs/architecture.md, "Model family")."""

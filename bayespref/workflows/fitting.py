@@ -6,7 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
@@ -224,8 +224,8 @@ def fit_data(
     if method == "approx":  # a trailing column, so that no table can be mistaken for NUTS
         result.utilities["method"] = APPROX_LABEL
         result.params["method"] = APPROX_LABEL
-    result.ppc = posterior_predictive_checks(result, cells, seed=settings.seed)
-    return result
+    # The checks replicate data from the finished fit, so they join it last.
+    return replace(result, ppc=posterior_predictive_checks(result, cells, seed=settings.seed))
 
 
 def fit(
