@@ -88,3 +88,45 @@ def test_collect_fit_and_report_with_a_real_model(tmp_path):
         assert counts["n_unparsed"].sum() == 2 * (pairs["choice"] == "unparsed").sum()
         run("report", fit_dir, "--out", tmp_path / "report.html")
         assert (tmp_path / "report.html").stat().st_size > 0
+
+
+def test_complete_then_judge_with_a_real_model(tmp_path):
+    tasks = stratified_sample(load_shipped(["chat", "maths"]), 2, seed=1)
+    tasks_file = tmp_path / "tasks.csv"
+    tasks.to_csv(tasks_file, index=False)
+    engine = ("--engine", "transformers", "--device", "cpu")
+    run(
+        *("complete", *engine, "--model", GGUF, "--tasks", tasks_file),
+        *("--condition", "cheerful=You love helping.", "--max-tokens", "32"),
+        *("--out", tmp_path / "done"),
+    )
+    completions = pd.read_parquet(tmp_path / "done" / "completions.parquet")
+    assert len(completions) == 2 * 2  # tasks x conditions (default and cheerful)
+    assert completions["completion"].map(type).eq(str).all()
+    assert completions["finish_reason"].isin(["stop", "length"]).all()
+
+    judged = tmp_path / "judged"
+    revealed = "post-task-transcripts-revealed"
+    run("judge", tmp_path / "done", *engine, "--rater", GGUF, "--protocol", revealed,
+        "--max-tokens", "24", "--out", judged)  # fmt: skip
+    pairs = pd.read_parquet(judged / "comparisons.parquet")
+    # within each condition, the two tasks' completions in both orders
+    assert len(pairs) == 2 * 2 and set(pairs["condition"]) == {"default", "cheerful"}
+    assert (pairs["author_model_a"] == str(GGUF)).all()
+    assert (pairs["rater_model"] == str(GGUF)).all()
+    template = load_template(revealed)
+    assert pairs["choice"].tolist() == [
+        read_choice(text, template.labels, template.answer).choice for text in pairs["raw_response"]
+    ]
+    rated = tmp_path / "rated"
+    run("judge", tmp_path / "done", *engine, "--rater", GGUF, "--protocol",
+        "completion-rating-1-5", "--max-tokens", "12", "--out", rated)  # fmt: skip
+    ratings = pd.read_parquet(rated / "ratings.parquet")
+    assert len(ratings) == len(completions) and set(ratings["completion_id"]) == set(
+        completions["completion_id"]
+    )
+    parsed = pairs["choice"].isin(["a", "b", "refusal"]).mean()
+    print(
+        f"\nSmolLM2-135M judging: {parsed:.0%} of {len(pairs)} post-task choices parsed, "
+        f"{ratings['rating'].notna().mean():.0%} of {len(ratings)} completion ratings parsed"
+    )
