@@ -168,3 +168,24 @@ def test_predict_refuses_an_unknown_condition_on_a_fit_without_conditions(
     with pytest.raises(DataError, match=r"row 2, column 'condition': condition 'nope' is not"):
         predict(small_fit_dir, pairs)
     assert len(predict(small_fit_dir, pairs.iloc[:1])) == 1
+
+
+@pytest.mark.parametrize(
+    "setting",
+    [
+        ("--batch-size", "0"),
+        ("--samples", "0"),
+        ("--concurrency", "0"),
+        ("--micro-batch", "0"),
+        ("--tensor-parallel-size", "0"),
+        ("--retries", "-1"),
+    ],
+)
+@pytest.mark.parametrize("command", ["collect", "complete"])
+def test_counts_below_their_minimum_are_refused_before_anything_runs(tmp_path, command, setting):
+    out = tmp_path / "run"
+    result = invoke(command, "--engine", "openai", "--tasks", "shipped", "--model", "m",
+                    "--out", out, *setting)  # fmt: skip
+    assert result.exit_code == 2
+    assert f"Invalid value for '{setting[0]}'" in result.output
+    assert not out.exists()

@@ -74,7 +74,7 @@ def collect_command(
     degree: Annotated[
         int | None, typer.Option(help="Partners per task (random near-regular graph); default all.")
     ] = None,
-    samples: Annotated[int, typer.Option(help="Repeats of each ordered pair.")] = 1,
+    samples: Annotated[int, typer.Option(min=1, help="Repeats of each ordered pair.")] = 1,
     seed: Annotated[int, typer.Option(help="Seed of the design and of every trial.")] = 0,
     n_tasks: Annotated[
         int | None, typer.Option(help="Use this many tasks, sampled evenly across datasets.")
@@ -108,7 +108,9 @@ def collect_command(
     max_answer_chars: Annotated[
         int, typer.Option(help="Longer answers are stored cut to this length (and marked).")
     ] = 100_000,
-    batch_size: Annotated[int, typer.Option(help="Trials per engine call and per shard.")] = 256,
+    batch_size: Annotated[
+        int, typer.Option(min=1, help="Trials per engine call and per shard.")
+    ] = 256,
     dry_run: Annotated[
         bool, typer.Option(help="Print the number of prompts and an example prompt; run nothing.")
     ] = False,
@@ -119,8 +121,12 @@ def collect_command(
             "select (see bayespref.workflows.active)."
         ),
     ] = False,
-    rounds: Annotated[int, typer.Option(help="Active: most rounds, the first included.")] = 10,
-    batch: Annotated[int, typer.Option(help="Active: new pairs per round (both orders).")] = 500,
+    rounds: Annotated[
+        int, typer.Option(min=1, help="Active: most rounds, the first included.")
+    ] = 10,
+    batch: Annotated[
+        int, typer.Option(min=1, help="Active: new pairs per round (both orders).")
+    ] = 500,
 ) -> None:
     """Ask a model to choose between tasks (resumable) and write comparisons.parquet.
 

@@ -85,7 +85,9 @@ def complete_command(
         list[str] | None,
         typer.Option(help="NAME=SYSTEM PROMPT at completion time; repeat. 'default' has none."),
     ] = None,
-    samples: Annotated[int, typer.Option(help="Completions per task, author and condition.")] = 1,
+    samples: Annotated[
+        int, typer.Option(min=1, help="Completions per task, author and condition.")
+    ] = 1,
     seed: Annotated[int, typer.Option(help="Seed of every completion.")] = 0,
     n_tasks: Annotated[
         int | None, typer.Option(help="Use this many tasks, sampled evenly across datasets.")
@@ -109,7 +111,9 @@ def complete_command(
     device: Device = None,
     micro_batch: MicroBatch = 8,
     latency: Latency = 0.0,
-    batch_size: Annotated[int, typer.Option(help="Completions per engine call and shard.")] = 64,
+    batch_size: Annotated[
+        int, typer.Option(min=1, help="Completions per engine call and shard.")
+    ] = 64,
 ) -> None:
     """Complete every task with each author model (resumable) and write completions.parquet.
 

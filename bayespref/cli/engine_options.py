@@ -21,12 +21,12 @@ ApiKeyEnv = Annotated[
         "be set); default OPENAI_API_KEY when set, else no key."
     ),
 ]
-Concurrency = Annotated[int, typer.Option(help="OpenAI engine: requests in flight.")]
+Concurrency = Annotated[int, typer.Option(min=1, help="OpenAI engine: requests in flight.")]
 Timeout = Annotated[
     float, typer.Option(help="OpenAI engine: seconds for a whole attempt, reply included.")
 ]
-Retries = Annotated[int, typer.Option(help="OpenAI engine: retries of a failed request.")]
-TensorParallel = Annotated[int, typer.Option(help="vLLM engine: GPUs per model.")]
+Retries = Annotated[int, typer.Option(min=0, help="OpenAI engine: retries of a failed request.")]
+TensorParallel = Annotated[int, typer.Option(min=1, help="vLLM engine: GPUs per model.")]
 MaxModelLen = Annotated[
     int | None, typer.Option(help="vLLM engine: context length (default: the model's).")
 ]
@@ -50,7 +50,9 @@ Dtype = Annotated[
 Device = Annotated[
     str | None, typer.Option(help="Transformers engine: device map (cpu, cuda, ...; default auto).")
 ]
-MicroBatch = Annotated[int, typer.Option(help="Transformers engine: requests generated together.")]
+MicroBatch = Annotated[
+    int, typer.Option(min=1, help="Transformers engine: requests generated together.")
+]
 Latency = Annotated[float, typer.Option(help="Simulated engine: seconds to wait per batch.")]
 
 

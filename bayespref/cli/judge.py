@@ -59,7 +59,9 @@ def judge_command(
     degree: Annotated[
         int | None, typer.Option(help="Partners per completion (choice); default all pairs.")
     ] = None,
-    samples: Annotated[int, typer.Option(help="Repeats of each ordered pair or rating.")] = 1,
+    samples: Annotated[
+        int, typer.Option(min=1, help="Repeats of each ordered pair or rating.")
+    ] = 1,
     seed: Annotated[int, typer.Option(help="Seed of the design and of every trial.")] = 0,
     temperature: Annotated[float, typer.Option(help="Sampling temperature.")] = 1.0,
     max_tokens: Annotated[
@@ -86,7 +88,7 @@ def judge_command(
     device: Device = None,
     micro_batch: MicroBatch = 8,
     latency: Latency = 0.0,
-    batch_size: Annotated[int, typer.Option(help="Trials per engine call and shard.")] = 256,
+    batch_size: Annotated[int, typer.Option(min=1, help="Trials per engine call and shard.")] = 256,
 ) -> None:
     """Judge completions by one or more raters (resumable); writes comparisons.parquet or
     ratings.parquet with rater_model and the authors. Exits 1 if some judgments still fail."""

@@ -33,6 +33,7 @@ from bayespref.collect.store import OUTPUTS, RunStore
 from bayespref.collect.templates import Template, load_template
 from bayespref.data.comparisons import validate_comparisons
 from bayespref.data.tasks import validate_task_set
+from bayespref.errors import CollectError
 from bayespref.io.tables import write_table
 
 MANIFEST_FORMAT = 1
@@ -176,6 +177,8 @@ def answer_pending(
     the last error when FAILED_BATCHES_LIMIT batches in a row failed whole (the loop then stops).
 
     `progress(answered, planned)` is called before the first batch and after each."""
+    if batch_size < 1:
+        raise CollectError(f"the batch size must be at least 1, not {batch_size}")
     answered = _answered(store.records())
     pending = [trial for trial in trials if trial.key not in answered]
     done = len(trials) - len(pending)
