@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 
 import bayespref as bp
 from bayespref.cli.app import app
-from bayespref.collect.engines import EngineOptions
+from bayespref.collect.engines import EngineOptions, VllmSettings
 from bayespref.collect.engines.simulated import SimulatedEngine
 from bayespref.collect.plan import CollectConfig
 from bayespref.collect.store import CollectError
@@ -220,3 +220,18 @@ def test_loop_killed_at_random_points_loses_and_repeats_no_trial(truth_dir, tmp_
     for out in folders:
         pd.testing.assert_frame_equal(trials_of(out), trials_of(whole))
         assert len(stored_keys(out)) == len(set(stored_keys(out))) == len(trials_of(whole))
+
+
+def test_an_active_vllm_run_leaves_the_sampler_what_vllm_leaves(tasks, tmp_path, monkeypatch):
+    class Shared(Exception):
+        pass
+
+    def record(share):
+        raise Shared(share)
+
+    monkeypatch.setattr(active.device, "leave_gpu_to", record)
+    config = CollectConfig(engine="vllm", model="google/gemma-3-27b-it", degree=2, seed=0)
+    options = EngineOptions(vllm=VllmSettings(gpu_memory_utilization=0.6))
+    with pytest.raises(Shared) as shared:
+        run_active(config, SETTINGS, tasks, tmp_path / "run", options)
+    assert shared.value.args == (0.6,)

@@ -5,6 +5,8 @@ import subprocess
 import sys
 import threading
 
+import pytest
+
 from bayespref.inference import device
 
 
@@ -44,3 +46,25 @@ def test_floating_point_switches_x64_for_every_thread_and_restores_it():
             assert jax.config.read("jax_enable_x64") == x64_outside
     jax.config.update("jax_enable_x64", before)
     assert [dtype.name for dtype in seen] == ["int32", "int64"] * 2
+
+
+def test_the_sampler_takes_what_vllm_leaves_of_one_gpu(monkeypatch):
+    monkeypatch.delenv(device.PREALLOCATE, raising=False)
+    monkeypatch.delenv(device.MEM_FRACTION, raising=False)
+    assert device.leave_gpu_to(0.6) == 0.35
+    assert os.environ[device.PREALLOCATE] == "false"
+    assert os.environ[device.MEM_FRACTION] == "0.350"
+
+
+def test_a_users_own_jax_memory_setting_wins(monkeypatch):
+    monkeypatch.setenv(device.MEM_FRACTION, "0.2")
+    monkeypatch.delenv(device.PREALLOCATE, raising=False)
+    assert device.leave_gpu_to(0.6) is None
+    assert os.environ[device.MEM_FRACTION] == "0.2" and device.PREALLOCATE not in os.environ
+
+
+def test_vllm_taking_nearly_all_the_gpu_is_warned_about(monkeypatch):
+    monkeypatch.delenv(device.PREALLOCATE, raising=False)
+    monkeypatch.delenv(device.MEM_FRACTION, raising=False)
+    with pytest.warns(RuntimeWarning, match="lower --gpu-memory-utilization"):
+        assert device.leave_gpu_to(0.95) == device.GPU_MARGIN

@@ -33,6 +33,32 @@ def configure_host_devices(count: int = HOST_DEVICES) -> None:
         )
 
 
+# JAX's GPU memory settings; read when its backend starts (the first computation).
+PREALLOCATE, MEM_FRACTION = "XLA_PYTHON_CLIENT_PREALLOCATE", "XLA_PYTHON_CLIENT_MEM_FRACTION"
+GPU_MARGIN = 0.05  # of the GPU, left to the CUDA contexts of both users
+
+
+def leave_gpu_to(share: float) -> float | None:
+    """Let JAX share one GPU with another user (vLLM) that holds `share` of its memory: no
+    preallocation (by default JAX takes 75% at its first computation) and a cap on what is left,
+    less a margin. Settings the user made win; returns the cap set, or None. Takes effect only
+    before JAX's first computation in the process (a `collect --active` run starts with it)."""
+    if PREALLOCATE in os.environ or MEM_FRACTION in os.environ:
+        return None
+    cap = round(1.0 - share - GPU_MARGIN, 3)
+    if cap < GPU_MARGIN:
+        warnings.warn(
+            f"vLLM takes {share:.0%} of the GPU, which leaves the sampler {max(cap, 0):.0%}: "
+            "lower --gpu-memory-utilization (0.6 leaves it 35%)",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+        cap = GPU_MARGIN
+    os.environ[PREALLOCATE] = "false"
+    os.environ[MEM_FRACTION] = f"{cap:.3f}"
+    return cap
+
+
 def chain_method(chains: int) -> str:
     """'parallel' when there is a device per chain, else 'vectorized' (e.g. one GPU)."""
     import jax

@@ -58,6 +58,7 @@ from bayespref.collect.templates import Template, load_template
 from bayespref.data.choice_data import load_choice_data
 from bayespref.data.tasks import validate_task_set
 from bayespref.errors import CollectError
+from bayespref.inference import device
 from bayespref.inference.settings import METHODS, SamplerSettings
 from bayespref.io.atomic import write_json
 from bayespref.io.locking import FolderLock
@@ -351,6 +352,8 @@ def run_active(
     out = Path(out)
     tasks = validate_task_set(tasks)
     loop = _Loop(config, settings, tasks, out, options or EngineOptions(), batch_size, exclude)
+    if config.engine == "vllm":  # vLLM stays loaded while JAX samples, on the same GPU
+        device.leave_gpu_to(loop.options.vllm.gpu_memory_utilization)
     recorded = {
         "collect": manifest_config(config, tasks, loop.template),
         "initial_degree": loop.degree,
