@@ -320,6 +320,12 @@ def test_vllm_engine_end_to_end_with_logprobs(tmp_path, monkeypatch):
         and table["template"].eq("pre-task-revealed@v1").all()
     )
     assert table["finish_reason"].eq("stop").all()
+    records = [
+        json.loads(line)
+        for path in (out / "shards").glob("*.jsonl")
+        for line in path.read_text().splitlines()
+    ]
+    assert {record["completion_tokens"] for record in records} == {2}  # the outputs' token_ids
     assert json.loads((out / "manifest.json").read_text())["system_prompt_folded"] is False
 
 

@@ -141,7 +141,8 @@ class FakeServer:
                     {"token": f" {label}", "logprob": -0.5, "top_logprobs": top},
                 ]
             }
-        return {"id": "x", "object": "chat.completion", "choices": [choice]}
+        usage = {"prompt_tokens": 40, "completion_tokens": 4, "total_tokens": 44}
+        return {"id": "x", "object": "chat.completion", "choices": [choice], "usage": usage}
 
     def __enter__(self) -> FakeServer:
         self.thread.start()
@@ -171,6 +172,7 @@ def test_retries_errors_and_timeouts_then_answers(monkeypatch):
             [request("Short.", "A longer task."), request("Long one.", "Tiny")]
         )
         assert (first.text, first.error, first.finish_reason) == ("Task A: ok", None, "stop")
+        assert first.completion_tokens == 4  # from the reply's usage
         assert (second.text, second.error) == ("Task B: ok", None)
         assert first.p_a == pytest.approx(math.exp(-0.5) / (math.exp(-0.5) + math.exp(-1.5)))
         assert len(server.bodies) == 5

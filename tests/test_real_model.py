@@ -104,6 +104,9 @@ def test_complete_then_judge_with_a_real_model(tmp_path):
     assert len(completions) == 2 * 2  # tasks x conditions (default and cheerful)
     assert completions["completion"].map(type).eq(str).all()
     assert completions["finish_reason"].isin(["stop", "length"]).all()
+    assert completions["completion_tokens"].between(1, 32).all()
+    cut = completions["finish_reason"] == "length"
+    assert completions.loc[cut, "completion_tokens"].eq(32).all()
 
     judged = tmp_path / "judged"
     revealed = "post-task-transcripts-revealed"

@@ -78,6 +78,7 @@ def _record(trial: Trial, response: Response, max_chars: int) -> dict:
         "label_mass": response.label_mass,
         "finish_reason": response.finish_reason,
         "refused": response.refused,
+        "completion_tokens": response.completion_tokens,
         "error": response.error,
     }
 

@@ -49,6 +49,7 @@ class Response:
     error: str | None = None  # the engine failed; the trial is retried on the next run
     finish_reason: str | None = None  # "stop", "length" (cut at max_tokens), ...; None: unknown
     refused: bool = False  # the server marked the answer a refusal (OpenAI's message.refusal)
+    completion_tokens: int | None = None  # tokens generated; None: the engine does not say
 
 
 class Engine(Protocol):

@@ -224,17 +224,23 @@ class OpenAIEngine:
         content, refusal = message.get("content"), message.get("refusal")
         finish = choice.get("finish_reason")
         finish = finish if isinstance(finish, str) else None
+        usage = reply.get("usage") if isinstance(reply.get("usage"), dict) else {}
+        tokens = usage.get("completion_tokens")
+        counted = {
+            "finish_reason": finish,
+            "completion_tokens": tokens if type(tokens) is int else None,
+        }
         text, part_refusal = _text(content) if content is not None else (None, None)
         refusal = refusal if isinstance(refusal, str) and refusal else part_refusal
         if refusal and not text:
-            return Response(self._redact(refusal), finish_reason=finish, refused=True)
+            return Response(self._redact(refusal), refused=True, **counted)
         if text is None:
             if finish != "length":
                 raise _Unreadable("the message has neither content nor a refusal")
             text = ""  # the whole budget went before any answer (e.g. to reasoning)
         text = self._redact(text)
         if not self.generation.logprobs:
-            return Response(text, finish_reason=finish)
+            return Response(text, **counted)
         steps = (choice.get("logprobs") or {}).get("content") or []
         sampled = [step["token"] for step in steps]
         alternatives = []
@@ -244,7 +250,7 @@ class OpenAIEngine:
                 top.append((step["token"], step["logprob"]))
             alternatives.append(top)
         p_a, mass = label_probability(sampled, alternatives, request.template.labels)
-        return Response(text, p_a, mass, finish_reason=finish)
+        return Response(text, p_a, mass, **counted)
 
     def _one(self, request: Request) -> Response:
         jitter = random.Random(request.seed)  # seeded: the same waits on every rerun

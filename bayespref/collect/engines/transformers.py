@@ -133,7 +133,9 @@ class TransformersEngine:
             generated = generated if stop is None else generated[:stop]
             text = self.tokenizer.decode(generated, skip_special_tokens=True)
             if not self.generation.logprobs:
-                responses.append(Response(text, finish_reason=finish))
+                responses.append(
+                    Response(text, finish_reason=finish, completion_tokens=len(generated))
+                )
                 continue
             sampled = [self.tokenizer.decode([token]) for token in generated]
             alternatives = []
@@ -150,7 +152,9 @@ class TransformersEngine:
                     ]
                 )
             p_a, mass = label_probability(sampled, alternatives, request.template.labels)
-            responses.append(Response(text, p_a, mass, finish_reason=finish))
+            responses.append(
+                Response(text, p_a, mass, finish_reason=finish, completion_tokens=len(generated))
+            )
         return responses
 
     def generate(self, requests: Sequence[Request]) -> list[Response]:

@@ -107,9 +107,9 @@ class VllmEngine:
 
     def _response(self, output, request: Request) -> Response:
         completion = output.outputs[0]
-        finish = completion.finish_reason
+        finish, tokens = completion.finish_reason, len(completion.token_ids)
         if not self.generation.logprobs or not completion.logprobs:
-            return Response(completion.text, finish_reason=finish)
+            return Response(completion.text, finish_reason=finish, completion_tokens=tokens)
         # Each step maps token id -> Logprob and includes the sampled token.
         steps = completion.logprobs
         sampled = [
@@ -121,7 +121,7 @@ class VllmEngine:
             for step in steps
         ]
         p_a, mass = label_probability(sampled, alternatives, request.template.labels)
-        return Response(completion.text, p_a, mass, finish_reason=finish)
+        return Response(completion.text, p_a, mass, finish_reason=finish, completion_tokens=tokens)
 
     def generate(self, requests: Sequence[Request]) -> list[Response]:
         conversations = [list(request.messages) for request in requests]
