@@ -1,10 +1,14 @@
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
+from typer.testing import CliRunner
 
 from bayespref.analysis.contrasts import utility_contrast
+from bayespref.cli.app import app
 from bayespref.errors import DataError
 
 
@@ -42,3 +46,19 @@ def test_too_few_shared_tasks_is_an_error():
     b = a.assign(task_id=["x", "y", "t0", "t1"])
     with pytest.raises(DataError, match="only 2 tasks are in both fits"):
         utility_contrast(a, b)
+
+
+def test_contrast_command_writes_correlation_dataset_means_and_position_terms(
+    small_fit_dir, tmp_path
+):
+    out = tmp_path / "contrast"
+    result = CliRunner().invoke(app, ["contrast", str(small_fit_dir), str(small_fit_dir),
+                                      "--out", str(out), "--draws", "500"])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    summary = json.loads((out / "contrast.json").read_text())
+    assert summary["pearson_of_means"] == pytest.approx(1.0)
+    # one fit against itself: its posteriors are not independent, so the draws understate r
+    assert summary["pearson_low"] <= summary["pearson"] <= summary["pearson_high"] < 1.0
+    positions = pd.read_csv(out / "position.csv")
+    assert positions["name"].eq("position_bias").all() and len(positions) == 2
+    assert len(pd.read_csv(out / "dataset_means.csv")) > 0

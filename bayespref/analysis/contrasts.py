@@ -42,10 +42,14 @@ def utility_contrast(
 ) -> tuple[dict[str, float], pd.DataFrame]:
     """(correlation summary, per-dataset means) of two fits' utilities over their shared tasks.
 
-    The summary holds `n_tasks`, `pearson` (of posterior means), `spearman`, and `pearson_low`,
-    `pearson_high`; the table holds each dataset's mean utility in both fits and their
-    difference. Utilities are centred by each fit's own convention, so dataset means compare
-    datasets within a fit, not levels across fits."""
+    The summary holds `n_tasks`, `pearson` (the median of the draws' correlations, with
+    `pearson_low`, `pearson_high`), `pearson_of_means` and `spearman` (of posterior means). The
+    draws treat the fits' posteriors as independent, as they are for fits of different data (pre-
+    against post-task choices); two fits of the same choices share their errors, and their
+    correlation is then understated (two models of one data set agree at about 1 in their
+    means). The table holds each dataset's mean utility in both fits and their difference.
+    Utilities are centred by each fit's own convention, so dataset means compare datasets within
+    a fit, not levels across fits."""
     a = _utilities(first, condition_first, "<first>")
     b = _utilities(second, condition_second, "<second>")
     joined = a.merge(b, on=["task_id", "dataset"], suffixes=("_first", "_second"))
@@ -63,7 +67,8 @@ def utility_contrast(
     low, high = np.nanquantile(r, INTERVAL_TAILS)
     summary = {
         "n_tasks": n,
-        "pearson": float(np.corrcoef(mean_a, mean_b)[0, 1]),
+        "pearson": float(np.nanmedian(r)),
+        "pearson_of_means": float(np.corrcoef(mean_a, mean_b)[0, 1]),
         "spearman": float(joined[["mu_mean_first", "mu_mean_second"]].corr("spearman").iloc[0, 1]),
         "pearson_low": float(low),
         "pearson_high": float(high),
@@ -71,3 +76,16 @@ def utility_contrast(
     means = joined.groupby("dataset")[["mu_mean_first", "mu_mean_second"]].mean().reset_index()
     means["difference"] = means["mu_mean_second"] - means["mu_mean_first"]
     return summary, means
+
+
+def position_terms(params: list[tuple[str, pd.DataFrame]]) -> pd.DataFrame:
+    """Each fit's position terms (the global one and any per dataset) from its (label, params
+    table), one row per fit and term: the first-shown task's advantage in noise units."""
+    rows = []
+    for fit, table in params:
+        terms = table[table["name"].astype(str).str.startswith("position_bias")]
+        rows += [
+            {"fit": fit, **row}
+            for row in terms[["name", "mean", "sd", "low", "high"]].to_dict("records")
+        ]
+    return pd.DataFrame(rows, columns=["fit", "name", "mean", "sd", "low", "high"])

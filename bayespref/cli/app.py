@@ -16,6 +16,7 @@ from bayespref.cli.collect import collect_command
 from bayespref.cli.compare import compare
 from bayespref.cli.complete import complete_command
 from bayespref.cli.console import errors, fail
+from bayespref.cli.contrast import contrast_command
 from bayespref.cli.fit import fit
 from bayespref.cli.judge import judge_command
 from bayespref.cli.predict import predict
@@ -35,6 +36,7 @@ COMMANDS: dict[str, Callable[..., None]] = {
     "fit": fit,
     "predict": predict,
     "compare": compare,
+    "contrast": contrast_command,
     "report": report_command,
     "select": select_command,
     "collect": collect_command,
