@@ -7,13 +7,14 @@ from scipy.special import expit
 from typer.testing import CliRunner
 
 import bayespref as bp
-from bayespref.analysis.refusal_rates import classify_refusals, refusal_rates
+from bayespref.analysis.refusal_rates import classify_refusals, read_refusal_rates, refusal_rates
 from bayespref.cli.app import app
 from bayespref.collect.complete import CompleteConfig, complete
 from bayespref.collect.engines import EngineOptions
 from bayespref.collect.engines.simulated import read_truth
 from bayespref.collect.engines.simulated_authors import add_completion_truth
 from bayespref.collect.judge import JudgeConfig, judge
+from bayespref.errors import DataError
 
 runner = CliRunner()
 
@@ -71,3 +72,30 @@ def test_the_llm_judge_agrees_with_the_rule_and_the_command_writes_both(world, t
          "--out", str(tmp_path / "r2")],
     )  # fmt: skip
     assert bad.exit_code == 2 and "row 1" in bad.output and "column 'protocol'" in bad.output
+
+
+def test_report_plots_refusal_rates_of_completions_when_given(small_fit_dir, tmp_path):
+    tasks = pd.read_csv(small_fit_dir / "task_counts.csv")["task_id"].astype(str)
+    rates = pd.DataFrame({"task_id": tasks, "dataset": "d", "n": 4, "refusals": 1})
+    rates = rates.assign(rate=np.linspace(0, 1, len(tasks)), low=0.0, high=1.0)
+    both = pd.concat([rates.assign(method="rule", rate=0.5), rates.assign(method="judge")])
+    path = tmp_path / "refusal_rates.csv"
+    both.to_csv(path, index=False)
+    out = tmp_path / "report.html"
+    result = CliRunner().invoke(
+        app, ["report", str(small_fit_dir), "--out", str(out), "--refusal-rates", str(path)]
+    )
+    assert result.exit_code == 0, result.output
+    plotted = pd.read_csv(tmp_path / "report_files" / "refusal_rates.csv")
+    assert len(plotted) == len(tasks)
+    expected = rates.set_index("task_id")["rate"]
+    assert np.allclose(plotted.set_index("task_id")["rate"], expected[plotted["task_id"]])
+    assert (tmp_path / "report_files" / "refusal_utility_corr.csv").exists()
+    assert "share of its completions that refuse" in out.read_text()
+
+
+def test_refusal_rates_that_are_not_numbers_are_named_by_row_and_column(tmp_path):
+    path = tmp_path / "rates.csv"
+    path.write_text("task_id,rate,low,high\nt1,0.5,0.1,0.9\nt2,half,0.1,0.9\n")
+    with pytest.raises(DataError, match=r"row 2 \(line 3\), column 'rate': 'half' is not a number"):
+        read_refusal_rates(path)

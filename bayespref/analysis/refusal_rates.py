@@ -10,6 +10,7 @@ which stays inside [0, 1] and is sensible at 0 of n.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -19,7 +20,7 @@ from bayespref.analysis.summaries import INTERVAL_TAILS
 from bayespref.collect.parse import is_refusal
 from bayespref.errors import DataError
 from bayespref.io.locations import where
-from bayespref.io.tables import require_columns
+from bayespref.io.tables import read_table, require_columns
 
 COMPLETION_KEYS = ("completion_id", "task_id", "dataset", "author_model", "condition")
 METHODS = ("rule", "judge")
@@ -80,3 +81,30 @@ def refusal_rates(
     grouped["high"] = beta.ppf(INTERVAL_TAILS[1], k + 0.5, n - k + 0.5)
     grouped["method"] = method
     return grouped
+
+
+def read_refusal_rates(path: str | Path) -> pd.DataFrame:
+    """Per-task refusal rates written by `bayespref refusals` (`task_id, rate, low, high`, and a
+    `method`: the judge's where both are there), one row per task, rates as numbers."""
+    source = str(path)
+    table = read_table(path)
+    require_columns(table, ("task_id", "rate", "low", "high"), source)
+    if "method" in table.columns and table["method"].nunique() > 1:
+        table = table[table["method"] == "judge"]
+    table = table.assign(task_id=table["task_id"].astype(str))
+    if table["task_id"].duplicated().any():
+        task = table.loc[table["task_id"].duplicated(), "task_id"].iloc[0]
+        raise DataError(
+            f"{where(source, column='task_id')}: task '{task}' has several rates; write them "
+            "per task (`bayespref refusals` without --by)"
+        )
+    for column in ("rate", "low", "high"):
+        values = pd.to_numeric(table[column], errors="coerce")
+        bad = values.isna() & table[column].notna()
+        if bad.any():
+            row = int(np.flatnonzero(bad.to_numpy())[0]) + 1
+            raise DataError(
+                f"{where(source, row, column)}: '{table[column].iloc[row - 1]}' is not a number"
+            )
+        table[column] = values
+    return table[["task_id", "rate", "low", "high"]].reset_index(drop=True)

@@ -53,9 +53,10 @@ class Section:
     body: str = ""  # HTML placed under the figure
 
 
-def report(fit_dir: str | Path, out: str | Path) -> Path:
+def report(fit_dir: str | Path, out: str | Path, refusal_rates: pd.DataFrame | None = None) -> Path:
     """Write the HTML report of the fit in `fit_dir` to `out`; returns the figures' folder, which
-    a failed report does not leave behind (unless it was there before)."""
+    a failed report does not leave behind (unless it was there before). `refusal_rates` (per
+    task, from completions: `bayespref refusals`) replaces the refusals counted in the trials."""
     out = Path(out)
     ensure_not_fit_file(out)
     fit = load_fit(fit_dir)
@@ -63,7 +64,7 @@ def report(fit_dir: str | Path, out: str | Path) -> Path:
     created = not files.exists()
     make_folder(files)
     try:
-        write_atomically(out, _page(fit, Path(fit_dir), files))
+        write_atomically(out, _page(fit, Path(fit_dir), files, refusal_rates))
     except Exception:
         if created:
             shutil.rmtree(files, ignore_errors=True)
@@ -71,9 +72,9 @@ def report(fit_dir: str | Path, out: str | Path) -> Path:
     return files
 
 
-def _page(fit: Fit, fit_dir: Path, files: Path) -> str:
+def _page(fit: Fit, fit_dir: Path, files: Path, refusal_rates: pd.DataFrame | None) -> str:
     parts = []
-    for section in build_sections(fit, files):
+    for section in build_sections(fit, files, refusal_rates):
         image = ""
         if section.figure is not None:
             image = _embed(section.figure, files / f"{section.key}.png")
@@ -91,7 +92,9 @@ def _page(fit: Fit, fit_dir: Path, files: Path) -> str:
     )
 
 
-def build_sections(fit: Fit, files: Path) -> list[Section]:
+def build_sections(
+    fit: Fit, files: Path, refusal_rates: pd.DataFrame | None = None
+) -> list[Section]:
     """The report's sections in order; the numbers behind the figures are written to `files`."""
     utilities = reference_utilities(fit)
     colours = plots.dataset_colours(fit.datasets)
@@ -103,7 +106,7 @@ def build_sections(fit: Fit, files: Path) -> list[Section]:
         Section("ranked-utilities", plots.ranked_utilities(utilities, colours)),
         Section("noise", plots.noise(utilities, _by_dataset(fit, "sigma_dataset"), colours)),
         _position_section(fit, files),
-        _refusal_section(fit, utilities, colours, files),
+        _refusal_section(fit, utilities, colours, files, refusal_rates),
     ]
     shifts = fit.params[fit.params["name"].str.startswith("condition_shift[")]
     if not shifts.empty:
@@ -138,8 +141,26 @@ def _position_section(fit: Fit, files: Path) -> Section:
     return Section("position", plots.position(named, rates, fit.ppc), _table(rates))
 
 
-def _refusal_section(fit: Fit, utilities: pd.DataFrame, colours: dict, files: Path) -> Section:
-    rates = analysis.refusal_rates(fit.task_counts)
+def _refusal_section(
+    fit: Fit,
+    utilities: pd.DataFrame,
+    colours: dict,
+    files: Path,
+    from_completions: pd.DataFrame | None,
+) -> Section:
+    if from_completions is None:
+        rates = analysis.refusal_rates(fit.task_counts)
+        note = (
+            f"<p>{int(rates['refusals'].sum())} refusals in {int(rates['offered'].sum()) // 2} "
+            "trials offered. Each point is a task: refused trials over trials it was offered "
+            "in.</p>"
+        )
+    else:
+        rates = from_completions[["task_id", "rate", "low", "high"]]
+        note = (
+            "<p>Each point is a task: the share of its completions that refuse (from `bayespref "
+            f"refusals`), for {len(rates)} tasks.</p>"
+        )
     table = utilities[["task_id", "dataset", "mu_mean"]].merge(rates, on="task_id")
     write_table(table, files / "refusal_rates.csv")
     correlation = None
@@ -150,10 +171,6 @@ def _refusal_section(fit: Fit, utilities: pd.DataFrame, colours: dict, files: Pa
         write_table(pd.DataFrame([correlation]), files / "refusal_utility_corr.csv")
     params = fit.params.set_index("name")
     modelled = params.loc[MODELLED_CORR] if MODELLED_CORR in params.index else None
-    note = (
-        f"<p>{int(rates['refusals'].sum())} refusals in {int(rates['offered'].sum()) // 2} "
-        "trials offered. Each point is a task: refused trials over trials it was offered in.</p>"
-    )
     return Section("refusal", plots.refusal(table, colours, correlation, modelled), note)
 
 
