@@ -218,17 +218,22 @@ def test_per_task_noise_samples_without_divergences():
 
 
 def test_realistic_sparse_near_deterministic_data_stay_calibrated():
+    """With pair effects shared by repeats (as in real data) only a model with a pair term
+    measures utilities in the truth's noise units; the default's unit absorbs the pair effects.
+    Pair effects (sd 5 noise units) blur every pair, so point estimates correlate less with the
+    truth than without them (0.95 measured at seed 1) while the intervals stay calibrated."""
     simulation = bp.simulate(bp.SimulationConfig.realistic(n_tasks=150, seed=1))
     result = bp.fit(
         simulation.comparisons,
         simulation.tasks,
+        model="hierarchical-pair",
         settings=bp.SamplerSettings(draws=500, tune=500, seed=1),
         progressbar=False,
     )
     truth = simulation.truth.set_index("task_id").loc[result.tasks["task_id"]]
     mu = draws(result.posterior, "mu")
     assert 0.80 <= interval_coverage(mu, truth["mu"].to_numpy(), 0.90) <= 0.97
-    assert np.corrcoef(mu.mean(axis=1), truth["mu"])[0, 1] >= 0.97
+    assert np.corrcoef(mu.mean(axis=1), truth["mu"])[0, 1] >= 0.93
     assert np.abs(mu.mean(axis=1)).max() < 1.5 * np.abs(truth["mu"]).max()
     sigma = result.params.set_index("name")["mean"].filter(like="sigma_dataset")
     assert sigma.between(0.5, 2.0).all()
