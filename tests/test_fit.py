@@ -113,7 +113,7 @@ def test_fit_folder_follows_the_contract(small_fit_dir, small_simulation):
 
 def test_load_fit_round_trips_and_detects_tampering(small_fit_dir, tmp_path):
     loaded = bp.load_fit(small_fit_dir)
-    assert loaded.spec == bp.resolve_spec("hierarchical")
+    assert loaded.spec == bp.resolve_spec(None)
     pd.testing.assert_frame_equal(loaded.utilities, pd.read_csv(small_fit_dir / "utilities.csv"))
     copy = tmp_path / "copy"
     shutil.copytree(small_fit_dir, copy)
