@@ -53,8 +53,9 @@ class SimulationConfig:
         benchmarks/real.py): about 15 partners per task, 5 repeats per pair in one order, about
         86% of repeated pairs unanimous, an effect per pair shared by its repeats (so new pairs
         are far less predictable than repeats), position biases that differ by dataset, noise
-        levels that differ by dataset, and under 1% refusals. Sizes from the best-predicting
-        model's fit to that set: spreads 3.5-13.5, pair effect sd 3-9, dataset means -5 to 5."""
+        levels that differ by dataset, and under 1% refusals. Sizes set so that the default
+        model's fit measures what it measures on the real set (utility sd in noise units, sd of
+        dataset means, sd of log noise between datasets; README, "Real data")."""
         return cls(
             n_tasks=n_tasks,
             n_datasets=n_datasets,
@@ -62,13 +63,13 @@ class SimulationConfig:
             position_bias=0.0,
             position_bias_sd=2.0,
             seed=seed,
-            dataset_mean_sd=3.9,
-            task_sd=6.0,
+            dataset_mean_sd=7.0,
+            task_sd=7.0,
             dataset_spread_sd=0.5,
-            dataset_sigma_sd=0.45,
+            dataset_sigma_sd=0.7,
             repeats=5,
             refusal_rate=0.003,
-            pair_sd=5.0,
+            pair_sd=3.0,
             one_order=True,
         )
 
