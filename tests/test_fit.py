@@ -220,8 +220,8 @@ def test_per_task_noise_samples_without_divergences():
 def test_realistic_sparse_near_deterministic_data_stay_calibrated():
     """With pair effects shared by repeats (as in real data) only a model with a pair term
     measures utilities in the truth's noise units; the default's unit absorbs the pair effects.
-    Pair effects (sd 5 noise units) blur every pair, so point estimates correlate less with the
-    truth than without them (0.95 measured at seed 1) while the intervals stay calibrated."""
+    Pair effects blur every pair, so point estimates correlate less with the truth than without
+    them (0.95 measured at seed 1 with pair sd 5) while the intervals stay calibrated."""
     simulation = bp.simulate(bp.SimulationConfig.realistic(n_tasks=150, seed=1))
     result = bp.fit(
         simulation.comparisons,
