@@ -129,7 +129,7 @@ def hard_statistics(comparisons: pd.DataFrame, default_fit: bp.Fit | None) -> di
 
 
 def diagnostics_row(fit: bp.Fit) -> dict:
-    diagnostics = fit.diagnostics
+    diagnostics = fit.diagnostics.to_dict()
     return {
         "passed": diagnostics["passed"],
         "max_r_hat": diagnostics["max_r_hat"],

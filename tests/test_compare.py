@@ -92,3 +92,19 @@ def test_compare_refuses_different_data_and_missing_log_likelihood(position_fits
         compare([position_fits["thurstone"], elsewhere])
     with pytest.raises(bp.FitError, match="at least two"):
         compare([elsewhere])
+
+
+def test_a_cell_certain_in_every_draw_counts_without_breaking_psis(position_fits):
+    """Near-certain cells whose log-likelihood rounds to 0 in every draw (real data) made PSIS
+    raise 'All tail values are the same'; leaving such a cell out changes nothing."""
+    import numpy as np
+
+    from bayespref.checks.loo import loo
+
+    tree = bp.load_fit(position_fits["position"]).idata.copy()
+    log_lik = tree["log_likelihood"]["first_chosen"]
+    before = loo(tree)
+    tree["log_likelihood"]["first_chosen"] = log_lik.where(log_lik["cell"] != 0, 0.0)
+    after = loo(tree)
+    assert float(after.pareto_k[0]) == 0.0 and float(after.elpd_i[0]) == 0.0
+    np.testing.assert_allclose(after.elpd_i[1:], before.elpd_i[1:], rtol=1e-6)

@@ -114,7 +114,7 @@ def test_fit_folder_follows_the_contract(small_fit_dir, small_simulation):
 
 def test_load_fit_round_trips_and_detects_tampering(small_fit_dir, tmp_path):
     loaded = bp.load_fit(small_fit_dir)
-    assert loaded.spec == bp.resolve_spec("hierarchical")
+    assert loaded.spec == bp.resolve_spec(None)
     pd.testing.assert_frame_equal(loaded.utilities, pd.read_csv(small_fit_dir / "utilities.csv"))
     copy = tmp_path / "copy"
     shutil.copytree(small_fit_dir, copy)
@@ -224,20 +224,26 @@ def test_per_task_noise_samples_without_divergences():
 
 
 def test_realistic_sparse_near_deterministic_data_stay_calibrated():
+    """With pair effects shared by repeats (as in real data) only a model with a pair term
+    measures utilities in the truth's noise units; the default's unit absorbs the pair effects.
+    Pair effects blur every pair, so point estimates correlate less with the truth than without
+    them (0.95 measured at seed 1 with pair sd 5) while the intervals stay calibrated."""
     simulation = bp.simulate(bp.SimulationConfig.realistic(n_tasks=150, seed=1))
     result = bp.fit(
         simulation.comparisons,
         simulation.tasks,
+        model="hierarchical-pair",
         settings=bp.SamplerSettings(draws=500, tune=500, seed=1),
         progressbar=False,
     )
     truth = simulation.truth.set_index("task_id").loc[result.tasks["task_id"]]
     mu = draws(result.posterior, "mu")
     assert 0.80 <= interval_coverage(mu, truth["mu"].to_numpy(), 0.90) <= 0.97
-    assert np.corrcoef(mu.mean(axis=1), truth["mu"])[0, 1] >= 0.97
+    assert np.corrcoef(mu.mean(axis=1), truth["mu"])[0, 1] >= 0.93
     assert np.abs(mu.mean(axis=1)).max() < 1.5 * np.abs(truth["mu"]).max()
-    sigma = result.params.set_index("name")["mean"].filter(like="sigma_dataset")
-    assert sigma.between(0.5, 2.0).all()
+    sigma = result.params.set_index("name")["mean"].filter(like="sigma_dataset").to_numpy()
+    ratio = sigma / np.asarray(simulation.parameters["sigma_dataset"])
+    assert ((ratio > 2 / 3) & (ratio < 1.5)).all()
     assert result.diagnostics.measures["divergences"] == 0
 
 

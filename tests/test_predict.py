@@ -19,10 +19,13 @@ def test_predictions_match_a_direct_computation_from_draws(small_fit_dir):
     index = {task: i for i, task in enumerate(fit.tasks["task_id"])}
     mu = post.draws(fit.posterior, "mu")
     sigma = post.task_sigma(fit.posterior, fit.tasks["dataset_idx"].to_numpy())
-    bias = post.draws(fit.posterior, "position_bias")
+    bias, by_dataset = post.position(fit.posterior)
+    assert by_dataset  # the default: a pair takes the mean of its two datasets' terms
+    dataset = fit.tasks["dataset_idx"].to_numpy()
     for row in predicted.itertuples():
         i, j = index[row.task_a], index[row.task_b]
-        p = ndtr((mu[i] - mu[j] + bias) / np.hypot(sigma[i], sigma[j]))
+        term = (bias[dataset[i]] + bias[dataset[j]]) / 2
+        p = ndtr((mu[i] - mu[j] + term) / np.hypot(sigma[i], sigma[j]))
         assert row.p_first_mean == pytest.approx(p.mean(), rel=1e-12)
         assert row.p_first_low == pytest.approx(np.quantile(p, 0.03), rel=1e-12)
         assert row.p_first_low <= row.p_first_mean <= row.p_first_high
@@ -53,7 +56,7 @@ def test_a_new_pair_integrates_a_new_pair_effect_out(small_simulation):
     fit = bp.fit(
         small_simulation.comparisons,
         small_simulation.tasks,
-        model=bp.ModelSpec(overdispersion="pair-by-dataset"),
+        model=bp.ModelSpec(position="global", overdispersion="pair-by-dataset"),
         settings=FAST,
         progressbar=False,
         log_likelihood=False,

@@ -67,8 +67,15 @@ def test_realistic_preset_matches_the_research_data():
     assert 13 <= degree.mean() <= 17
     assert 0.83 <= unanimous_share(comparisons) <= 0.89
     decided = comparisons[comparisons["choice"].isin(["a", "b"])]
-    assert 0.46 <= (decided["choice"] == "a").mean() <= 0.49
+    first_won = decided["choice"] == "a"
+    assert 0.42 <= first_won.mean() <= 0.58
+    # position bias differs by dataset (real set: first-shown win rates 0.37-0.67 by dataset)
+    assert first_won.groupby(decided["dataset_a"]).mean().std() > 0.05
     assert (comparisons["choice"] == "refusal").mean() < 0.01
+    # every repeat of a pair in one order, as real runs ask them
+    pair = np.sort(comparisons[["task_a", "task_b"]].to_numpy(), axis=1)
+    shown_first = comparisons.groupby([pair[:, 0], pair[:, 1]])["task_a"].nunique()
+    assert (shown_first == 1).all()
 
 
 def test_refusals_correlate_with_utility():

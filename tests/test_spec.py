@@ -8,12 +8,14 @@ from bayespref.model.spec import ModelSpec, available_models, resolve_spec
 
 def test_default_and_named_models_resolve():
     default = resolve_spec(None)
-    assert default.name == "hierarchical"
+    assert default.name == "position-by-dataset"
     assert (default.noise, default.position, default.hierarchy) == (
         "per-dataset",
-        "global",
+        "per-dataset",
         "dataset",
     )
+    # the dataclass's defaults are the default model's terms
+    assert ModelSpec(description=default.description) == default
     assert {
         "hierarchical",
         "thurstone",

@@ -11,6 +11,7 @@ from rich.table import Table
 
 from bayespref.cli.console import console
 from bayespref.cli.options import OutDir, Seed
+from bayespref.model.spec import DEFAULT_MODEL
 
 
 def fit(
@@ -19,7 +20,7 @@ def fit(
     tasks: Annotated[
         Path | None, typer.Option(help="Tasks table with each task's dataset.")
     ] = None,
-    model: Annotated[str, typer.Option(help="Name in models/ or a TOML file.")] = "hierarchical",
+    model: Annotated[str, typer.Option(help="Name in models/ or a TOML file.")] = DEFAULT_MODEL,
     chains: Annotated[int, typer.Option(help="Number of chains.")] = 4,
     draws: Annotated[int, typer.Option(help="Draws per chain after tuning.")] = 1000,
     tune: Annotated[int, typer.Option(help="Tuning steps per chain.")] = 1000,

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from bayespref.errors import SpecError
 
-DEFAULT_MODEL = "hierarchical"
+DEFAULT_MODEL = "position-by-dataset"  # benchmarks/real.py: README, "Real data"
 
 OPTIONS: dict[str, tuple[str, ...]] = {
     "link": ("probit", "logit"),
@@ -36,7 +36,7 @@ class ModelSpec:
     description: str = ""
     link: str = "probit"
     noise: str = "per-dataset"
-    position: str = "global"
+    position: str = "per-dataset"
     hierarchy: str = "dataset"
     parameterization: str = "centered"
     refusal: str = "excluded"
