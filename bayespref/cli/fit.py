@@ -44,6 +44,23 @@ def fit(
             help="Arithmetic: auto (float32 for NUTS, float64 for approx), float64 or float32."
         ),
     ] = "auto",
+    init: Annotated[
+        str,
+        typer.Option(
+            help="Where chains start: jitter (PyMC's jittered initial point) or laplace (draws "
+            "from the Laplace approximation, which also seeds the mass matrix)."
+        ),
+    ] = "jitter",
+    until_trusted: Annotated[
+        bool,
+        typer.Option(
+            help="Draw blocks of --draws per chain until every reported quantity has r_hat <= "
+            "1.01 and ess_bulk >= 400, at most --max-draws per chain."
+        ),
+    ] = False,
+    max_draws: Annotated[
+        int, typer.Option(help="Cap on draws per chain (--until-trusted).")
+    ] = 5000,
 ) -> None:
     """Fit a Thurstonian model to comparisons and write the fit folder."""
     from bayespref.inference.settings import SamplerSettings
@@ -56,6 +73,9 @@ def fit(
         target_accept=target_accept,
         seed=seed,
         precision=precision,
+        init=init,
+        until_trusted=until_trusted,
+        max_draws=max_draws,
     )
     result = run_fit(
         comparisons,
