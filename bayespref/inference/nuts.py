@@ -7,6 +7,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from operator import attrgetter
 
 import numpy as np
 import xarray as xr
@@ -15,14 +16,6 @@ from bayespref.inference import device
 from bayespref.inference.settings import SamplerSettings
 from bayespref.inference.warm_start import WarmStart
 
-_EXTRA_FIELDS = (
-    "num_steps",
-    "potential_energy",
-    "energy",
-    "adapt_state.step_size",
-    "accept_prob",
-    "diverging",
-)
 # NumPyro's names for the stats, as PyMC names them in sample_stats.
 _STAT_NAMES = {
     "potential_energy": "lp",
@@ -84,11 +77,30 @@ def _posterior_function(model) -> Callable[[list[np.ndarray]], dict[str, np.ndar
     return posterior
 
 
-def _stats(mcmc) -> dict[str, np.ndarray]:
-    fields = mcmc.get_extra_fields(group_by_chain=True)
+def _stats(fields: dict) -> dict[str, np.ndarray]:
+    """sample_stats from NumPyro's extra fields shaped (chain, draw)."""
     stats = {_STAT_NAMES[name]: np.asarray(fields[name]) for name in _STAT_NAMES}
     stats["tree_depth"] = np.log2(stats["n_steps"]).astype(int) + 1
     return stats
+
+
+def _block_sampler(kernel, chains: int, draws: int) -> Callable:
+    """A function compiled once that takes the chains' states after tuning and draws `draws`
+    more per chain: (states, draws of the value variables, extra fields), shaped (chain, draw,
+    ...). MCMC.run would trace and compile its sampler again at every call."""
+    import jax
+
+    def one_chain(state):
+        def step(state, _):
+            state = kernel.sample(state, (), {})
+            fields = {name: attrgetter(name)(state) for name in _STAT_NAMES}
+            return state, (state.z, fields)
+
+        return jax.lax.scan(step, state, None, length=draws)
+
+    if chains > 1 and device.chain_method(chains) == "parallel":
+        return jax.pmap(one_chain)
+    return jax.jit(jax.vmap(one_chain))  # one chain too: its state is given a chain axis
 
 
 def _to_datatree(model, blocks: list[dict], stats: list[dict]) -> xr.DataTree:
@@ -115,6 +127,28 @@ def _to_datatree(model, blocks: list[dict], stats: list[dict]) -> xr.DataTree:
     return from_dict(data=groups, coords=coords, dims=dims, sample_dims=["chain", "draw"])
 
 
+def _kernel(model, settings: SamplerSettings, warm: WarmStart | None, record: SamplingRecord):
+    """NumPyro's NUTS on the model's log density, and the chains' starts."""
+    import jax
+    from numpyro.infer import NUTS
+    from pymc.sampling.jax import get_jaxified_logp
+
+    options = {"adapt_mass_matrix": settings.adapt_mass_matrix}
+    if warm is not None:
+        warm = warm.as_dtype("float64" if jax.config.read("jax_enable_x64") else "float32")
+        starts = warm.starts
+        options["inverse_mass_matrix"] = warm.inverse_mass_matrix
+        record.seconds_warm_start = warm.seconds
+    else:
+        starts = _jittered_starts(model, settings.chains, settings.seed)
+    if settings.chains == 1:
+        starts = [start[0] for start in starts]
+    # get_jaxified_logp's negative_logp=False gives the negative log density NumPyro expects.
+    potential = get_jaxified_logp(model, negative_logp=False)
+    kernel = NUTS(potential_fn=potential, target_accept_prob=settings.target_accept, **options)
+    return kernel, starts
+
+
 def sample_nuts(
     model,
     settings: SamplerSettings,
@@ -125,24 +159,10 @@ def sample_nuts(
     """Tune, then draw `settings.draws` per chain; with `enough`, keep drawing blocks of
     `settings.draws` until `enough(draws so far)` or `settings.max_draws` per chain."""
     import jax
-    from numpyro.infer import MCMC, NUTS
-    from pymc.sampling.jax import get_jaxified_logp
+    from numpyro.infer import MCMC
 
     record = SamplingRecord(init="laplace" if warm else "jitter")
-    kernel_options = {"adapt_mass_matrix": settings.adapt_mass_matrix}
-    if warm is not None:
-        dtype = "float64" if jax.config.read("jax_enable_x64") else "float32"
-        warm = warm.as_dtype(dtype)
-        starts = warm.starts
-        kernel_options["inverse_mass_matrix"] = warm.inverse_mass_matrix
-        record.seconds_warm_start = warm.seconds
-    else:
-        starts = _jittered_starts(model, settings.chains, settings.seed)
-    kernel = NUTS(
-        potential_fn=get_jaxified_logp(model, negative_logp=False),
-        target_accept_prob=settings.target_accept,
-        **kernel_options,
-    )
+    kernel, starts = _kernel(model, settings, warm, record)
     mcmc = MCMC(
         kernel,
         num_warmup=settings.tune,
@@ -151,19 +171,23 @@ def sample_nuts(
         chain_method=device.chain_method(settings.chains),
         progress_bar=progressbar,
     )
-    if settings.chains == 1:
-        starts = [start[0] for start in starts]
     keys = jax.random.split(jax.random.PRNGKey(settings.seed), settings.chains)
     started = time.perf_counter()
     mcmc.run(
-        keys if settings.chains > 1 else keys[0], init_params=starts, extra_fields=_EXTRA_FIELDS
+        keys if settings.chains > 1 else keys[0],
+        init_params=starts,
+        extra_fields=tuple(_STAT_NAMES),
     )
-    posterior = _posterior_function(model)
+    raw = mcmc.get_samples(group_by_chain=True)
+    fields = mcmc.get_extra_fields(group_by_chain=True)
+    state = mcmc.last_state
+    if settings.chains == 1:
+        state = jax.tree.map(lambda x: x[None], state)
+    posterior, more = _posterior_function(model), None
     samples, stats = [], []
     while True:
-        raw = [np.asarray(value) for value in mcmc.get_samples(group_by_chain=True)]
-        samples.append(posterior(raw))
-        stats.append(_stats(mcmc))
+        samples.append(posterior([np.asarray(value) for value in raw]))
+        stats.append(_stats(fields))
         record.blocks += 1
         record.draws_per_chain += settings.draws
         idata = _to_datatree(model, samples, stats)
@@ -174,7 +198,7 @@ def sample_nuts(
             record.seconds_to_trust = time.perf_counter() - started
         if record.target_reached or record.draws_per_chain + settings.draws > settings.max_draws:
             break
-        mcmc.post_warmup_state = mcmc.last_state
-        mcmc.run(mcmc.post_warmup_state.rng_key, extra_fields=_EXTRA_FIELDS)
+        more = more or _block_sampler(kernel, settings.chains, settings.draws)
+        state, (raw, fields) = more(state)
     record.seconds_sampling = time.perf_counter() - started
     return idata, record
