@@ -14,6 +14,7 @@ from bayespref.cli.options import OutDir, Seed
 from bayespref.model.spec import DEFAULT_MODEL
 
 
+# Long: one typer option per setting of the model and the sampler.
 def fit(
     comparisons: Annotated[Path, typer.Argument(help="Comparisons file (CSV, Parquet, JSONL).")],
     out: OutDir,
@@ -52,6 +53,23 @@ def fit(
             "otherwise; or tell them apart in the condition column)."
         ),
     ] = False,
+    init: Annotated[
+        str,
+        typer.Option(
+            help="Where chains start: jitter (PyMC's jittered initial point) or laplace (draws "
+            "from the Laplace approximation, which also seeds the mass matrix)."
+        ),
+    ] = "jitter",
+    until_trusted: Annotated[
+        bool,
+        typer.Option(
+            help="Draw blocks of --draws per chain until every reported quantity has r_hat <= "
+            "1.01 and ess_bulk >= 400, at most --max-draws per chain."
+        ),
+    ] = False,
+    max_draws: Annotated[
+        int, typer.Option(help="Cap on draws per chain (--until-trusted).")
+    ] = 5000,
 ) -> None:
     """Fit a Thurstonian model to comparisons and write the fit folder."""
     from bayespref.inference.settings import SamplerSettings
@@ -64,6 +82,9 @@ def fit(
         target_accept=target_accept,
         seed=seed,
         precision=precision,
+        init=init,
+        until_trusted=until_trusted,
+        max_draws=max_draws,
     )
     result = run_fit(
         comparisons,

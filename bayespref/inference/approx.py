@@ -22,6 +22,7 @@ Everything it writes is labelled approximate.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -40,7 +41,6 @@ _GRADIENT_TOLERANCE = 1e-4
 # of mu, approx / NUTS coverage): share 0.13 (default simulation) 0.92 / 0.92; 0.41 (realistic
 # preset, task sd 2) 0.91 / 0.93; 0.62 (task sd 3.5) 0.87 / 0.93; 0.79 (realistic) 0.57 / 0.93.
 NEAR_CERTAIN_LIMIT = 0.5
-
 
 
 @dataclass(frozen=True)
@@ -145,24 +145,30 @@ def _hessian(objective, mode: np.ndarray) -> np.ndarray:
     return (hessian + hessian.T) / 2
 
 
-def _gaussian_draws(mode: np.ndarray, hessian: np.ndarray, draws: int, rng) -> np.ndarray:
-    """Draws (draws, size) from N(mode, hessian^-1) through the Cholesky factor of the precision."""
-    from scipy.linalg import LinAlgError, cholesky, solve_triangular
+def precision_factor(hessian: np.ndarray) -> np.ndarray:
+    """The lower Cholesky factor of the precision `hessian` (overwritten)."""
+    from scipy.linalg import LinAlgError, cholesky
 
     try:
-        factor = cholesky(hessian, lower=True, overwrite_a=True)
+        return cholesky(hessian, lower=True, overwrite_a=True)
     except LinAlgError as error:
         raise ApproximationError(
             "the Hessian at the mode is not positive definite: the posterior is not locally "
             "Gaussian there (a parameter is unidentified or at a boundary); use NUTS"
         ) from error
+
+
+def gaussian_draws(mode: np.ndarray, factor: np.ndarray, draws: int, rng) -> np.ndarray:
+    """Draws (draws, size) from N(mode, H^-1), given H's lower Cholesky `factor`."""
+    from scipy.linalg import solve_triangular
+
     noise = rng.standard_normal((mode.size, draws))
     return (mode[:, None] + solve_triangular(factor.T, noise, lower=False)).T
 
 
-def _model_variables(model, unconstrained: np.ndarray, unravel) -> dict[str, np.ndarray]:
-    """The model's variables (constrained, deterministics included) at each row of
-    `unconstrained`, shaped (1, draw, ...)."""
+def variables_function(model, unravel) -> Callable[[np.ndarray], dict[str, np.ndarray]]:
+    """A compiled map from rows of unconstrained values (flat, as `unravel` reads them) to the
+    model's variables (constrained, deterministics included) at each row, shaped (1, row, ...)."""
     import jax
     from pymc.sampling.jax import get_jaxified_graph
     from pymc.util import get_default_varnames
@@ -170,14 +176,23 @@ def _model_variables(model, unconstrained: np.ndarray, unravel) -> dict[str, np.
     outputs = list(get_default_varnames(model.unobserved_value_vars, include_transformed=False))
     function = get_jaxified_graph(inputs=model.value_vars, outputs=outputs)
     at_draws = jax.jit(jax.vmap(lambda x: function(*unravel(x))))
-    chunks = [
-        at_draws(unconstrained[start : start + _DRAW_CHUNK])
-        for start in range(0, len(unconstrained), _DRAW_CHUNK)
-    ]
-    return {
-        variable.name: np.concatenate([np.asarray(chunk[i]) for chunk in chunks])[None]
-        for i, variable in enumerate(outputs)
-    }
+
+    def variables(unconstrained: np.ndarray) -> dict[str, np.ndarray]:
+        chunks = [
+            at_draws(unconstrained[start : start + _DRAW_CHUNK])
+            for start in range(0, len(unconstrained), _DRAW_CHUNK)
+        ]
+        return {
+            variable.name: np.concatenate([np.asarray(chunk[i]) for chunk in chunks])[None]
+            for i, variable in enumerate(outputs)
+        }
+
+    return variables
+
+
+def model_variables(model, unconstrained: np.ndarray, unravel) -> dict[str, np.ndarray]:
+    """The model's variables at each row of `unconstrained` (variables_function)."""
+    return variables_function(model, unravel)(unconstrained)
 
 
 def _choice_terms(model, x: np.ndarray, unravel, task_dataset: np.ndarray):
@@ -253,7 +268,7 @@ def _at_point(model, x: np.ndarray, unravel) -> xr.Dataset:
     from pymc.backends.arviz import coords_and_dims_for_inferencedata
 
     coords, dims = coords_and_dims_for_inferencedata(model)
-    variables = _model_variables(model, x[None], unravel)
+    variables = model_variables(model, x[None], unravel)
     return xr.Dataset(
         {
             name: (("chain", "draw", *dims.get(name, [])), values)
@@ -296,31 +311,35 @@ def _empirical_spread(
     return log_spread, log_spread_sd, weak
 
 
-def laplace_posterior(
-    model, setup: SpreadSetup, cells, task_dataset: np.ndarray, draws: int, seed: int
-) -> tuple[xr.DataTree, LaplaceInfo]:
-    """Draws from the approximate posterior of `model` as a DataTree with one chain (plus the
-    observed and constant data, as the NUTS path writes)."""
+@dataclass(frozen=True)
+class LaplaceMode:
+    """The mode of the posterior with the spread fixed by empirical Bayes, the lower Cholesky
+    factor of the Hessian there, and the 1-D Laplace of each group's log spread."""
+
+    fixed_model: object  # the model with the spread a constant
+    mode: np.ndarray  # flat, in the fixed model's unconstrained coordinates
+    factor: np.ndarray
+    unravel: object  # flat vector -> list of the fixed model's value variables
+    log_spread: np.ndarray
+    log_spread_sd: np.ndarray
+    info: LaplaceInfo
+
+
+def laplace_mode(model, setup: SpreadSetup, cells, task_dataset: np.ndarray) -> LaplaceMode:
+    """Steps 1 and 2 of the module docstring: the Gaussian's centre and curvature."""
     import pymc as pm
-    from arviz_base import from_dict
-    from pymc.backends.arviz import (
-        coords_and_dims_for_inferencedata,
-        find_constants,
-        find_observations,
-    )
 
     started = time.perf_counter()
     fixed = pm.do(model, {setup.name: np.ones(setup.shape)})
     log_spread, log_spread_sd, weak = _empirical_spread(fixed, setup, cells, task_dataset)
-    spread = np.exp(log_spread)
-    fixed[setup.name].set_value(spread.reshape(setup.shape))
+    fixed[setup.name].set_value(np.exp(log_spread).reshape(setup.shape))
     objective, _, unravel = _flat_logp(fixed)  # rebuilt: the spread is compiled in as a constant
     result = _mode(objective, weak.x)
     near_certain = near_certain_share(
         *_choice_terms(fixed, result.x, unravel, task_dataset), cells, task_dataset, setup.link
     )
     optimized = time.perf_counter()
-    hessian = _hessian(objective, result.x)
+    factor = precision_factor(_hessian(objective, result.x))
     info = LaplaceInfo(
         n_parameters=result.x.size,
         optimizer_iterations=int(weak.nit + result.nit),
@@ -334,17 +353,33 @@ def laplace_posterior(
         log_spread_sd=[float(v) for v in log_spread_sd],
         near_certain_share=near_certain,
     )
+    return LaplaceMode(fixed, result.x, factor, unravel, log_spread, log_spread_sd, info)
+
+
+def laplace_posterior(
+    model, setup: SpreadSetup, cells, task_dataset: np.ndarray, draws: int, seed: int
+) -> tuple[xr.DataTree, LaplaceInfo]:
+    """Draws from the approximate posterior of `model` as a DataTree with one chain (plus the
+    observed and constant data, as the NUTS path writes)."""
+    from arviz_base import from_dict
+    from pymc.backends.arviz import (
+        coords_and_dims_for_inferencedata,
+        find_constants,
+        find_observations,
+    )
+
+    found = laplace_mode(model, setup, cells, task_dataset)
     rng = np.random.default_rng(seed)
-    unconstrained = _gaussian_draws(result.x, hessian, draws, rng)
-    del hessian
-    variables = _model_variables(fixed, unconstrained, unravel)
-    spread_draws = np.exp(log_spread + log_spread_sd * rng.standard_normal((draws, spread.size)))
+    unconstrained = gaussian_draws(found.mode, found.factor, draws, rng)
+    variables = model_variables(found.fixed_model, unconstrained, found.unravel)
+    noise = rng.standard_normal((draws, found.log_spread.size))
+    spread_draws = np.exp(found.log_spread + found.log_spread_sd * noise)
     variables[setup.name] = spread_draws.reshape(1, draws, *setup.shape)
     coords, dims = coords_and_dims_for_inferencedata(model)
     groups = {"posterior": variables}
     for name, group in (("observed_data", find_observations), ("constant_data", find_constants)):
-        found = group(model)
-        if found:
-            groups[name] = found
+        found_group = group(model)
+        if found_group:
+            groups[name] = found_group
     idata = from_dict(data=groups, coords=coords, dims=dims, sample_dims=["chain", "draw"])
-    return idata, info
+    return idata, found.info

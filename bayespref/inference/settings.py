@@ -8,6 +8,7 @@ from bayespref.errors import FitError
 from bayespref.inference import device
 
 METHODS = ("nuts", "approx")
+INITS = ("jitter", "laplace")
 
 
 @dataclass(frozen=True)
@@ -18,12 +19,26 @@ class SamplerSettings:
     target_accept: float = 0.9
     seed: int = 0
     precision: str = "auto"  # float32 for NUTS, float64 for the approximation (_precision)
+    # Where chains start: PyMC's jittered initial point, or draws from the Laplace approximation
+    # with its variances as the initial inverse mass matrix (inference/warm_start.py).
+    init: str = "jitter"
+    # False: tuning adapts the step size only, keeping the initial mass matrix (the identity, or
+    # the warm start's variances).
+    adapt_mass_matrix: bool = True
+    # Draw blocks of `draws` per chain until every reported quantity passes the trust thresholds
+    # (checks/convergence.py), at most `max_draws` per chain.
+    until_trusted: bool = False
+    max_draws: int = 5000
 
     def __post_init__(self) -> None:
         if self.chains < 1 or self.draws < 1 or self.tune < 0:
             raise FitError("chains and draws must be positive and tune non-negative")
         if not 0 < self.target_accept < 1:
             raise FitError("target_accept must be between 0 and 1")
+        if self.init not in INITS:
+            raise FitError(f"unknown init '{self.init}'; choose one of {', '.join(INITS)}")
+        if self.until_trusted and self.max_draws < self.draws:
+            raise FitError("max_draws must be at least draws (the first block)")
         if self.precision not in device.PRECISIONS:
             known = ", ".join(device.PRECISIONS)
             raise FitError(f"unknown precision '{self.precision}'; choose one of {known}")

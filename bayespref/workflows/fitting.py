@@ -15,7 +15,7 @@ import pandas as pd
 import xarray as xr
 
 from bayespref.analysis.summaries import params_table, utilities_table
-from bayespref.checks.convergence import convergence, diagnose
+from bayespref.checks.convergence import THRESHOLDS, convergence, diagnose
 from bayespref.checks.ppc import posterior_predictive_checks
 from bayespref.data.choice_data import ChoiceData, load_choice_data
 from bayespref.errors import ApproximationError, FitError
@@ -56,22 +56,78 @@ _FUNNEL_HINTS = {
 }
 
 
-def _approximate(model, spec: ModelSpec, data: ChoiceData, cells, settings: SamplerSettings):
-    """The Laplace approximation (inference/approx.py): `settings.draws` independent draws in one
-    chain."""
-    from bayespref.inference.approx import SpreadSetup, laplace_posterior
+def _spread_setup(spec: ModelSpec, data: ChoiceData):
+    """The spread the Laplace approximation fixes by empirical Bayes (inference/approx.py)."""
+    from bayespref.inference.approx import SpreadSetup
 
     hierarchical = spec.hierarchy == "dataset"
-    setup = SpreadSetup(
+    return SpreadSetup(
         name="dataset_spread" if hierarchical else "task_spread",
         groups=data.task_dataset_idx if hierarchical else np.zeros(len(data.tasks), dtype=int),
         shape=(len(data.datasets),) if hierarchical else (),
         prior_sd=PRIORS["dataset_spread_sd" if hierarchical else "task_spread_sd"],
         link=spec.link,
     )
+
+
+def _approximate(model, spec: ModelSpec, data: ChoiceData, cells, settings: SamplerSettings):
+    """The Laplace approximation (inference/approx.py): `settings.draws` independent draws in one
+    chain."""
+    from bayespref.inference.approx import laplace_posterior
+
     return laplace_posterior(
-        model, setup, cells, data.task_dataset_idx, settings.draws, settings.seed
+        model,
+        _spread_setup(spec, data),
+        cells,
+        data.task_dataset_idx,
+        settings.draws,
+        settings.seed,
     )
+
+
+def _warm_start(spec: ModelSpec, data: ChoiceData, cells, settings: SamplerSettings):
+    """Chains' starts and mass matrix from the Laplace approximation, built in float64 (its
+    optimizer needs the digits) whatever the sampler's precision; None, with the reason, where
+    the approximation fails."""
+    from bayespref.inference.warm_start import laplace_warm_start
+    from bayespref.model.builder import build_model
+
+    with device.floating_point("float64"):
+        model = build_model(spec, data)
+        try:
+            warm = laplace_warm_start(
+                model,
+                _spread_setup(spec, data),
+                cells,
+                data.task_dataset_idx,
+                settings.chains,
+                settings.seed,
+            )
+        except ApproximationError as error:
+            return None, f"warm start failed ({error}); chains started from jittered points"
+    return warm, None
+
+
+class _TrustCheck:
+    """Whether draws pass the r_hat and ESS thresholds; keeps its last r_hat and ESS so that
+    the fit does not compute them again for the same draws."""
+
+    def __init__(self) -> None:
+        self.last: tuple[xr.DataTree, xr.Dataset, xr.Dataset] | None = None
+
+    def __call__(self, idata: xr.DataTree) -> bool:
+        r_hat, ess_bulk = convergence(idata)
+        self.last = (idata, r_hat, ess_bulk)
+        measures = diagnose(idata, r_hat, ess_bulk).measures
+        return not (
+            measures["max_r_hat"] > THRESHOLDS["r_hat"]
+            or measures["min_ess_bulk"] < THRESHOLDS["ess_bulk"]
+        )
+
+    def stats(self, idata: xr.DataTree) -> tuple[xr.Dataset, xr.Dataset]:
+        if self.last is not None and self.last[0] is idata:
+            return self.last[1], self.last[2]
+        return convergence(idata)
 
 
 def observations_hash(cells: pd.DataFrame) -> str:
@@ -124,30 +180,51 @@ def _sample(
     method: str,
     progressbar: bool,
     log_likelihood: bool,
-) -> tuple[xr.DataTree, Diagnostics]:
-    """The posterior draws and the method's own diagnostics (without sampler and data)."""
+) -> tuple[xr.DataTree, Diagnostics, tuple[xr.Dataset, xr.Dataset] | None, dict]:
+    """The posterior draws, the method's own diagnostics (without sampler and data), r_hat and
+    ESS (NUTS), and what the sampler did with the seconds of each stage."""
     # The model builder and the samplers import PyMC and JAX: imported here, when a fit is made,
     # so that importing bayespref stays quick.
     from bayespref.inference.nuts import sample_nuts
     from bayespref.model.builder import build_model
 
+    clock = time.perf_counter()
+    record, warm, note = {}, None, None
+    if method == "nuts" and settings.init == "laplace":
+        warm, note = _warm_start(spec, data, cells, settings)
+    check = _TrustCheck()
     with device.floating_point(precision_of(settings, method)):
         model = build_model(spec, data)
         if method == "nuts":
-            idata = sample_nuts(model, settings, progressbar)
+            enough = check if settings.until_trusted else None
+            idata, sampled = sample_nuts(model, settings, progressbar, warm, enough)
+            record = asdict(sampled)
         else:
             try:
                 idata, laplace = _approximate(model, spec, data, cells, settings)
             except ApproximationError as error:
                 raise FitError(f"the approximate fit failed: {error}") from error
+        record["seconds_model_and_sampling"] = time.perf_counter() - clock
+        clock = time.perf_counter()
         if log_likelihood:
             add_log_likelihood(idata, model)
+        record["seconds_log_likelihood"] = time.perf_counter() - clock
     if method == "approx":
-        return idata, laplace.diagnostics()
-    diagnostics = diagnose(idata, *convergence(idata))
+        return idata, laplace.diagnostics(), None, record
+    clock = time.perf_counter()
+    stats = check.stats(idata)
+    diagnostics = diagnose(idata, *stats)
+    record["seconds_convergence"] = time.perf_counter() - clock
+    if note:
+        record["init_note"] = note
+    if settings.until_trusted and not record["target_reached"]:
+        diagnostics.reasons.append(
+            f"the trust thresholds were not reached within max_draws={settings.max_draws}"
+        )
     if diagnostics.measures["divergences"] and spec.hierarchy == "dataset":
         diagnostics.reasons.append(_FUNNEL_HINTS[spec.parameterization])
-    return idata, diagnostics
+    diagnostics.passed = not diagnostics.reasons
+    return idata, diagnostics, stats, record
 
 
 def _data_summary(spec: ModelSpec, data: ChoiceData, cells: pd.DataFrame) -> DataSummary:
@@ -190,7 +267,9 @@ def fit_data(
     settings = settings or SamplerSettings()
     started = time.perf_counter()
     cells = model_cells(spec, data)
-    idata, diagnostics = _sample(spec, data, cells, settings, method, progressbar, log_likelihood)
+    idata, diagnostics, stats, record = _sample(
+        spec, data, cells, settings, method, progressbar, log_likelihood
+    )
     _attach_metadata(idata, data, spec, settings, observations_hash(cells), method)
     sampler = (
         {"method": "nuts", "chain_method": device.chain_method(settings.chains)}
@@ -202,6 +281,10 @@ def fit_data(
         **sampler,
         "device": device.describe(),
         "precision": precision_of(settings, method),
+        **{
+            key: round(value, 2) if isinstance(value, float) else value
+            for key, value in record.items()
+        },
         "wall_seconds": round(time.perf_counter() - started, 2),
     }
     diagnostics.data = _data_summary(spec, data, cells)
@@ -209,7 +292,7 @@ def fit_data(
     if not models_conditions(spec, data):
         n_trials = n_trials.sum(axis=0)
     posterior = idata["posterior"].to_dataset()
-    r_hat, ess_bulk = convergence(idata)
+    r_hat, ess_bulk = stats if stats is not None else convergence(idata)
     result = Fit(
         idata=idata,
         spec=spec,
