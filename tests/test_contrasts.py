@@ -1,13 +1,15 @@
 from __future__ import annotations
 
 import json
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
 import pytest
+import xarray as xr
 from typer.testing import CliRunner
 
-from bayespref.analysis.contrasts import utility_contrast
+from bayespref.analysis.contrasts import position_contrast, utility_contrast
 from bayespref.cli.app import app
 from bayespref.errors import DataError
 
@@ -48,6 +50,30 @@ def test_too_few_shared_tasks_is_an_error():
         utility_contrast(a, b)
 
 
+def protocol(first_wins: list[int], trials: list[int], bias: np.ndarray | None):
+    """A stand-in fit with the two things a position contrast reads: cells and a posterior."""
+    variables = {} if bias is None else {"position_bias": (("chain", "draw"), bias)}
+    return SimpleNamespace(
+        cells=pd.DataFrame({"k": first_wins, "n": trials}), posterior=xr.Dataset(variables)
+    )
+
+
+def test_position_contrast_gives_observed_rates_and_the_difference_of_independent_terms():
+    rng = np.random.default_rng(2)
+    pre = protocol([3, 5], [10, 10], rng.normal(0.3, 0.05, size=(4, 1000)))
+    post = protocol([1, 2, 4], [5, 5, 5], rng.normal(-0.2, 0.05, size=(2, 500)))
+    summary = position_contrast(pre, post, seed=0)
+    assert summary["first_shown_win_rate_first"] == pytest.approx(8 / 20)
+    assert summary["first_shown_win_rate_second"] == pytest.approx(7 / 15)
+    assert summary["position_difference"] == pytest.approx(-0.5, abs=0.01)
+    # independent draws: the difference's sd is sqrt(2) x 0.05, its 94% interval +-1.88 sd wide
+    width = summary["position_difference_high"] - summary["position_difference_low"]
+    assert width == pytest.approx(2 * 1.881 * 0.05 * np.sqrt(2), rel=0.1)
+    unbiased = position_contrast(pre, protocol([1], [2], None))
+    assert "position_difference" not in unbiased
+    assert unbiased["first_shown_win_rate_second"] == 0.5
+
+
 def test_contrast_command_writes_correlation_dataset_means_and_position_terms(
     small_fit_dir, tmp_path
 ):
@@ -59,6 +85,17 @@ def test_contrast_command_writes_correlation_dataset_means_and_position_terms(
     assert summary["pearson_of_means"] == pytest.approx(1.0)
     # one fit against itself: its posteriors are not independent, so the draws understate r
     assert summary["pearson_low"] <= summary["pearson"] <= summary["pearson_high"] < 1.0
+    assert summary["first_shown_win_rate_first"] == summary["first_shown_win_rate_second"]
+    assert summary["position_difference_low"] < 0 < summary["position_difference_high"]
     positions = pd.read_csv(out / "position.csv")
-    assert positions["name"].eq("position_bias").all() and len(positions) == 2
+    # the default model: a global term and one per dataset, for each fit
+    terms = [
+        "position_bias",
+        "position_bias_dataset[dataset_0]",
+        "position_bias_dataset[dataset_1]",
+    ]
+    assert (
+        list(positions["name"]) == terms * 2
+        and list(positions["fit"]) == ["first"] * 3 + ["second"] * 3
+    )
     assert len(pd.read_csv(out / "dataset_means.csv")) > 0

@@ -3,7 +3,9 @@ against another, a condition against the baseline.
 
 The correlation's interval carries both uncertainties: each draw resamples the shared tasks
 (which tasks happened to be studied) and draws every utility from its posterior (mean, sd),
-then takes the Pearson correlation; the interval is the draws' 94% quantiles.
+then takes the Pearson correlation; the interval is the draws' 94% quantiles. Position bias
+compares protocols twice: by the observed share of choices won by the first-shown task, free of
+any model, and by the difference of the fits' global position terms over independent draws.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ import pandas as pd
 from bayespref.analysis.summaries import INTERVAL_TAILS
 from bayespref.errors import DataError
 from bayespref.io.tables import read_table, require_columns
+from bayespref.posterior import draws as post
+from bayespref.posterior.fit import Fit
 
 NEEDED = ("task_id", "dataset", "mu_mean", "mu_sd")
 
@@ -89,3 +93,32 @@ def position_terms(params: list[tuple[str, pd.DataFrame]]) -> pd.DataFrame:
             for row in terms[["name", "mean", "sd", "low", "high"]].to_dict("records")
         ]
     return pd.DataFrame(rows, columns=["fit", "name", "mean", "sd", "low", "high"])
+
+
+def first_shown_win_rate(cells: pd.DataFrame) -> float:
+    """The share of a fit's choice trials won by the task shown first."""
+    return float(cells["k"].sum() / max(int(cells["n"].sum()), 1))
+
+
+def position_contrast(first: Fit, second: Fit, seed: int = 0) -> dict[str, float]:
+    """Both fits' observed first-shown win rates and their global position terms' difference
+    (second minus first, in noise units) with its 94% interval; the posteriors are taken as
+    independent, pairing each draw of one with a random draw of the other. Without a position
+    term in both fits, the difference is left out."""
+    summary = {
+        "first_shown_win_rate_first": first_shown_win_rate(first.cells),
+        "first_shown_win_rate_second": first_shown_win_rate(second.cells),
+    }
+    if not ("position_bias" in first.posterior and "position_bias" in second.posterior):
+        return summary
+    a = post.draws(first.posterior, "position_bias")
+    b = post.draws(second.posterior, "position_bias")
+    rng = np.random.default_rng(seed)
+    size = max(len(a), len(b))
+    difference = rng.choice(b, size) - rng.choice(a, size)
+    low, high = np.quantile(difference, INTERVAL_TAILS)
+    return summary | {
+        "position_difference": float(np.mean(difference)),
+        "position_difference_low": float(low),
+        "position_difference_high": float(high),
+    }
