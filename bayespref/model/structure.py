@@ -23,6 +23,12 @@ PRIORS = {
     "refusal_mean_mu": -4.0,  # logit of a typical refusal rate of about 2%
     "refusal_mean_sd": 2.0,
     "refusal_spread_sd": 2.0,
+    # Completion refusals: logit = intercept + slope * (propensity - refusal_mean_mu). The
+    # intercept is centred where choice trials are (no prior claim that either protocol refuses
+    # more); +-2 sd spans completion rates of 0.01% to 73%. The slope's LogNormal(0, 1) centres
+    # on equal logit scales and gives 94% to ratios of 0.15 to 6.6 either way.
+    "completion_refusal_intercept_sd": 2.5,
+    "completion_refusal_log_slope_sd": 1.0,
     "lapse_beta": (1.0, 19.0),
     "pair_sd": 5.0,  # a pair's effect shared by its repeats, in noise units (as spreads)
 }
