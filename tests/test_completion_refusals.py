@@ -96,6 +96,13 @@ def test_the_fit_keeps_the_counts_and_loo_sees_the_choice_cells_only(fits, world
     assert list(idata["observed_data"]["completed_task"].values) == list(counts["task_id"])
     assert set(idata["log_likelihood"].data_vars) == {"first_chosen", "refused"}
     assert "completion_refusals_hash" in idata.attrs
+    assert with_completions.completion_refusals["task_id"].tolist() == counts["task_id"].tolist()
+    assert without.completion_refusals is None
+    ppc = with_completions.ppc.set_index("statistic")
+    checked = ppc.filter(like="completion_refusal_rate", axis=0)
+    assert len(checked) == 2 and not checked["outside"].any()
+    shares = counts.groupby("dataset")[["refusals", "n"]].sum()
+    assert np.allclose(checked["observed"], shares["refusals"] / shares["n"])
     noted = with_completions.diagnostics.data.refusals
     assert "73 refusals in 800 completions of 40 tasks" in noted
     assert "completions" not in without.diagnostics.data.refusals

@@ -25,7 +25,13 @@ from bayespref.data.completion_refusals import CompletionRefusals
 from bayespref.model.choice import first_choice_probability, first_choice_z
 from bayespref.model.likelihood import log_phi, probit_binomial_logp
 from bayespref.model.spec import ModelSpec
-from bayespref.model.structure import PRIORS, model_cells, models_conditions, position_by_dataset
+from bayespref.model.structure import (
+    PRIORS,
+    completion_refusal_logit,
+    model_cells,
+    models_conditions,
+    position_by_dataset,
+)
 
 
 def log_cdf(z: pt.TensorLike, link: str) -> pt.TensorVariable:
@@ -200,9 +206,8 @@ def _completion_refusals(propensity, completions: CompletionRefusals, task_ids) 
     """Refusals among completions, driven by the same propensity as refusals in choice trials
     through their own intercept and a positive slope: the two protocols refuse at different base
     rates, and a positive slope keeps one meaning for a high propensity (with either sign the
-    posterior would have two mirror-image modes). The propensity is measured from
-    PRIORS["refusal_mean_mu"], the prior centre of its dataset means, so that the intercept is
-    the completion logit of a typical task and moves little when the slope does."""
+    posterior would have two mirror-image modes); `completion_refusal_logit` says where the
+    intercept sits."""
     pm.modelcontext(None).add_coord("completed_task", task_ids[completions.task_idx])
     intercept = pm.Normal(
         "completion_refusal_intercept",
@@ -214,7 +219,7 @@ def _completion_refusals(propensity, completions: CompletionRefusals, task_ids) 
     pm.Binomial(
         "completion_refused",
         n=pm.Data("n_completions", completions.n, dims="completed_task"),
-        logit_p=intercept + slope * (propensity[task] - PRIORS["refusal_mean_mu"]),
+        logit_p=completion_refusal_logit(intercept, slope, propensity[task]),
         observed=completions.refusals,
         dims="completed_task",
     )

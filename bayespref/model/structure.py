@@ -34,6 +34,14 @@ PRIORS = {
 }
 
 
+def completion_refusal_logit(intercept, slope, propensity):
+    """Logit of refusing a completion, from a task's refusal propensity in choice trials (numbers
+    or tensors). The propensity is measured from PRIORS["refusal_mean_mu"], the prior centre of
+    its dataset means, so that the intercept is the completion logit of a typical task and moves
+    little when the slope does."""
+    return intercept + slope * (propensity - PRIORS["refusal_mean_mu"])
+
+
 def position_by_dataset(spec: ModelSpec, n_datasets: int) -> bool:
     return spec.position == "per-dataset" and n_datasets > 1
 
