@@ -83,12 +83,15 @@ def refusal_rates(
     return grouped
 
 
-def read_refusal_rates(path: str | Path) -> pd.DataFrame:
-    """Per-task refusal rates written by `bayespref refusals` (`task_id, rate, low, high`, and a
-    `method`: the judge's where both are there), one row per task, rates as numbers."""
-    source = str(path)
-    table = read_table(path)
-    require_columns(table, ("task_id", "rate", "low", "high"), source)
+def _read_per_task(
+    path: str | Path | pd.DataFrame, columns: tuple[str, ...], integers: bool = False
+) -> tuple[pd.DataFrame, str]:
+    """A per-task table written by `bayespref refusals` (or taken as a frame), its `columns`
+    numbers (whole numbers with `integers`): the judge's rows where the `method` column holds
+    both, one row per task. The index keeps each row's 0-based place in the file."""
+    source = "<refusal rates>" if isinstance(path, pd.DataFrame) else str(path)
+    table = path.reset_index(drop=True) if isinstance(path, pd.DataFrame) else read_table(path)
+    require_columns(table, ("task_id", *columns), source)
     if "method" in table.columns and table["method"].nunique() > 1:
         table = table[table["method"] == "judge"]
     table = table.assign(task_id=table["task_id"].astype(str))
@@ -98,13 +101,42 @@ def read_refusal_rates(path: str | Path) -> pd.DataFrame:
             f"{where(source, column='task_id')}: task '{task}' has several rates; write them "
             "per task (`bayespref refusals` without --by)"
         )
-    for column in ("rate", "low", "high"):
+    for column in columns:
         values = pd.to_numeric(table[column], errors="coerce")
         bad = values.isna() & table[column].notna()
+        what = "a number"
+        if integers:
+            bad = values.isna() | (values < 0) | (values % 1 != 0)
+            what = "a whole number of completions"
         if bad.any():
-            row = int(np.flatnonzero(bad.to_numpy())[0]) + 1
+            row = int(table.index[np.flatnonzero(bad.to_numpy())[0]])
             raise DataError(
-                f"{where(source, row, column)}: '{table[column].iloc[row - 1]}' is not a number"
+                f"{where(source, row + 1, column)}: '{table[column].loc[row]}' is not {what}"
             )
         table[column] = values
+    return table, source
+
+
+def read_refusal_rates(path: str | Path) -> pd.DataFrame:
+    """Per-task refusal rates written by `bayespref refusals` (`task_id, rate, low, high`, and a
+    `method`: the judge's where both are there), one row per task, rates as numbers."""
+    table, _ = _read_per_task(path, ("rate", "low", "high"))
     return table[["task_id", "rate", "low", "high"]].reset_index(drop=True)
+
+
+def read_refusal_counts(path: str | Path | pd.DataFrame) -> tuple[pd.DataFrame, str]:
+    """Per-task refusal counts of completions from the table `bayespref refusals` writes (or a
+    frame with its columns): `task_id`, `n` completions, `refusals` among them, and `dataset`
+    when the table has it (`method` as in `read_refusal_rates`), indexed by each row's 0-based
+    place in the table; and the table's name for errors. Counts are whole numbers with
+    refusals <= n."""
+    table, source = _read_per_task(path, ("n", "refusals"), integers=True)
+    over = table["refusals"] > table["n"]
+    if over.any():
+        row = int(table.index[np.flatnonzero(over.to_numpy())[0]])
+        raise DataError(
+            f"{where(source, row + 1, 'refusals')}: {int(table['refusals'].loc[row])} refusals "
+            f"of {int(table['n'].loc[row])} completions"
+        )
+    columns = ["task_id", "n", "refusals"] + (["dataset"] if "dataset" in table.columns else [])
+    return table[columns].astype({"n": np.int64, "refusals": np.int64}), source

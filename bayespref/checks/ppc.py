@@ -1,7 +1,8 @@
 """Posterior predictive checks: replicated win and refusal rates against the observed ones.
 
 Replicates are drawn given each cell's trial counts: choices ~ Binomial(n, P(first)) and, when
-refusals are modelled, refusals ~ Binomial(n + r, refusal probability).
+refusals are modelled, refusals ~ Binomial(n + r, refusal probability), and given refusal counts
+of completions, each task's refused completions ~ Binomial(n, completion refusal probability).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from scipy.special import expit
 
 from bayespref.analysis.prediction import first_choice_draws
 from bayespref.analysis.summaries import INTERVAL_TAILS
+from bayespref.model.structure import completion_refusal_logit
 from bayespref.posterior import draws as post
 from bayespref.posterior.fit import Fit
 
@@ -27,10 +29,50 @@ def _by_dataset(values: np.ndarray, dataset: np.ndarray, n_datasets: int) -> np.
     return indicator @ values
 
 
+def _refusal_statistics(fit: Fit, cells: pd.DataFrame, rng: np.random.Generator) -> dict:
+    """Per dataset, the refusal rate of choice trials and, when the fit saw them, of
+    completions, each observed with its replicates."""
+    n, r = cells["n"].to_numpy(np.int64), cells["r"].to_numpy(np.int64)
+    a_idx, b_idx = cells["a_idx"].to_numpy(), cells["b_idx"].to_numpy()
+    task_dataset = fit.tasks["dataset_idx"].to_numpy()
+    a_dataset, b_dataset = task_dataset[a_idx], task_dataset[b_idx]
+    posterior = fit.posterior.thin({"draw": -(-post.n_samples(fit.posterior) // _DRAWS)})
+    propensity = post.draws(posterior, "refusal_propensity")
+    statistics = {}
+    offered = n + r
+    r_rep = rng.binomial(offered[:, None], expit((propensity[a_idx] + propensity[b_idx]) / 2))
+    for index, dataset in enumerate(fit.datasets):
+        involved = (a_dataset == index) | (b_dataset == index)
+        total = max(offered[involved].sum(), 1)
+        statistics[f"refusal_rate[{dataset}]"] = (
+            r[involved].sum() / total,
+            r_rep[involved].sum(0) / total,
+        )
+    completions = fit.completion_refusals
+    if completions is None:
+        return statistics
+    task = completions["task_idx"].to_numpy()
+    logit = completion_refusal_logit(
+        post.draws(posterior, "completion_refusal_intercept"),
+        post.draws(posterior, "completion_refusal_slope"),
+        propensity[task],
+    )
+    done, refused = completions["n"].to_numpy(), completions["refusals"].to_numpy()
+    replicated = rng.binomial(done[:, None], expit(logit))
+    for index, dataset in enumerate(fit.datasets):
+        mine = task_dataset[task] == index
+        total = max(done[mine].sum(), 1)
+        statistics[f"completion_refusal_rate[{dataset}]"] = (
+            refused[mine].sum() / total,
+            replicated[mine].sum(0) / total,
+        )
+    return statistics
+
+
 def posterior_predictive_checks(fit: Fit, cells: pd.DataFrame, seed: int = 0) -> pd.DataFrame:
     """Observed statistics with the mean and 94% interval of their replicates."""
     rng = np.random.default_rng(seed)
-    n, k, r = (cells[column].to_numpy(np.int64) for column in ("n", "k", "r"))
+    n, k = cells["n"].to_numpy(np.int64), cells["k"].to_numpy(np.int64)
     a_idx, b_idx = cells["a_idx"].to_numpy(), cells["b_idx"].to_numpy()
     task_dataset = fit.tasks["dataset_idx"].to_numpy()
     a_dataset, b_dataset = task_dataset[a_idx], task_dataset[b_idx]
@@ -57,17 +99,7 @@ def posterior_predictive_checks(fit: Fit, cells: pd.DataFrame, seed: int = 0) ->
     for index, dataset in enumerate(fit.datasets):
         statistics[f"win_rate[{dataset}]"] = (observed[index], replicated[index])
     if "refusal_propensity" in fit.posterior:
-        posterior = fit.posterior.thin({"draw": -(-post.n_samples(fit.posterior) // _DRAWS)})
-        propensity = post.draws(posterior, "refusal_propensity")
-        offered = n + r
-        r_rep = rng.binomial(offered[:, None], expit((propensity[a_idx] + propensity[b_idx]) / 2))
-        for index, dataset in enumerate(fit.datasets):
-            involved = (a_dataset == index) | (b_dataset == index)
-            total = max(offered[involved].sum(), 1)
-            statistics[f"refusal_rate[{dataset}]"] = (
-                r[involved].sum() / total,
-                r_rep[involved].sum(0) / total,
-            )
+        statistics |= _refusal_statistics(fit, cells, rng)
     rows = []
     for name, (value, replicates) in statistics.items():
         low, high = np.quantile(replicates, INTERVAL_TAILS)

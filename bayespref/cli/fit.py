@@ -70,6 +70,15 @@ def fit(
     max_draws: Annotated[
         int, typer.Option(help="Cap on draws per chain (--until-trusted).")
     ] = 5000,
+    refusal_rates: Annotated[
+        Path | None,
+        typer.Option(
+            help="Per-task refusal counts of completions (`bayespref refusals`'s "
+            "refusal_rates.csv): observed through the same per-task propensity as refusals in "
+            "choices, with their own intercept and a positive slope. Needs a model with "
+            'refusal = "modelled" (--model refusal).'
+        ),
+    ] = None,
 ) -> None:
     """Fit a Thurstonian model to comparisons and write the fit folder."""
     from bayespref.inference.settings import SamplerSettings
@@ -97,6 +106,7 @@ def fit(
         log_likelihood=log_likelihood,
         method=method,
         pool=pool,
+        refusal_rates=refusal_rates,
     )
     _print_summary(result, out)
     if strict and not result.diagnostics.passed:
@@ -140,6 +150,8 @@ def _print_summary(result, out: Path | None) -> None:
         f"{data.n_tasks} tasks, {len(data.datasets)} datasets; sampling took "
         f"{diagnostics.sampler['wall_seconds']:.0f} s on {diagnostics.sampler['device']}"
     )
+    if result.spec.refusal == "modelled":
+        console.print(f"refusals: {data.refusals}", highlight=False)
     for note in data.notes:
         console.print(f"[yellow]note:[/] {note}", highlight=False)
     if diagnostics.approximate:

@@ -13,6 +13,7 @@ from scipy.sparse.csgraph import connected_components
 
 from bayespref.data.cells import CHOICES, HASHED, TrialCounts, trials_hash
 from bayespref.data.comparisons import DEFAULT_CONDITION, tasks_frame, validated_chunks
+from bayespref.data.completion_refusals import CompletionRefusals
 from bayespref.errors import DataError, DataWarning
 from bayespref.io.locations import listing, where
 
@@ -39,6 +40,8 @@ class ChoiceData:
     n_trials: int
     outcome_counts: dict[str, int]
     notes: list[str] = field(default_factory=list)
+    # refusals among the tasks' completions, when a fit is given them (workflows/fitting.py)
+    completion_refusals: CompletionRefusals | None = None
 
     @property
     def task_dataset_idx(self) -> np.ndarray:

@@ -237,6 +237,29 @@ def simulate(config: SimulationConfig | None = None, **overrides: float) -> Simu
     return Simulation(config, tasks, comparisons, truth, parameters)
 
 
+def simulate_completion_refusals(
+    truth: pd.DataFrame,
+    completions: int,
+    shift: float = 0.0,
+    slope: float = 1.0,
+    seed: int = 0,
+) -> pd.DataFrame:
+    """Refusal counts of `completions` completions per task of a simulation's truth, each
+    refused with probability logistic(shift + slope * refusal_logit): the per-task columns that
+    `bayespref refusals` writes (`task_id`, `dataset`, `n`, `refusals`). `shift` is the simulated
+    author's `completion_refusal_shift` (collect/engines/simulated_authors.py)."""
+    rng = np.random.default_rng(seed)
+    probability = expit(shift + slope * truth["refusal_logit"].to_numpy())
+    return pd.DataFrame(
+        {
+            "task_id": truth["task_id"].to_numpy(),
+            "dataset": truth["dataset"].to_numpy(),
+            "n": completions,
+            "refusals": rng.binomial(completions, probability),
+        }
+    )
+
+
 def write_simulation(simulation: Simulation, out: str | Path) -> Path:
     """Write tasks.csv, comparisons.csv, truth.csv and truth.json into `out`."""
     out = Path(out)

@@ -5,9 +5,11 @@ which chose the first:
     z = (mu_ic - mu_jc + beta) / sqrt(sigma_i^2 + sigma_j^2),
     k ~ Binomial(n, eps/2 + (1 - eps) F(z))          (eps = 0 without a lapse term),
 and, when refusals are modelled, the r refusals of the cell ~ Binomial(n + r, logistic of the
-mean of the two tasks' refusal propensities). Location is identified by zero-sum dataset means
-(or zero-sum utilities without a hierarchy), scale by fixing the geometric mean of the dataset
-noise levels at 1, condition shifts are measured from the reference condition.
+mean of the two tasks' refusal propensities), and, given refusal counts of completions, the k_t
+of n_t completions of task t refused ~ Binomial(n_t, logistic(a + b (propensity_t + 4))).
+Location is identified by zero-sum dataset means (or zero-sum utilities without a hierarchy),
+scale by fixing the geometric mean of the dataset noise levels at 1, condition shifts are
+measured from the reference condition.
 """
 
 from __future__ import annotations
@@ -19,10 +21,17 @@ import pytensor.tensor as pt
 from scipy.special import gammaln
 
 from bayespref.data.choice_data import ChoiceData
+from bayespref.data.completion_refusals import CompletionRefusals
 from bayespref.model.choice import first_choice_probability, first_choice_z
 from bayespref.model.likelihood import log_phi, probit_binomial_logp
 from bayespref.model.spec import ModelSpec
-from bayespref.model.structure import PRIORS, model_cells, models_conditions, position_by_dataset
+from bayespref.model.structure import (
+    PRIORS,
+    completion_refusal_logit,
+    model_cells,
+    models_conditions,
+    position_by_dataset,
+)
 
 
 def log_cdf(z: pt.TensorLike, link: str) -> pt.TensorVariable:
@@ -193,8 +202,32 @@ def _condition_utilities(mu, task_dataset) -> pt.TensorVariable:
     )
 
 
-def _refusal(mu, standardised, task_dataset, a_idx, b_idx, cells) -> None:
-    """Per-task refusal propensities, pooled by dataset and correlated with utility."""
+def _completion_refusals(propensity, completions: CompletionRefusals, task_ids) -> None:
+    """Refusals among completions, driven by the same propensity as refusals in choice trials
+    through their own intercept and a positive slope: the two protocols refuse at different base
+    rates, and a positive slope keeps one meaning for a high propensity (with either sign the
+    posterior would have two mirror-image modes); `completion_refusal_logit` says where the
+    intercept sits."""
+    pm.modelcontext(None).add_coord("completed_task", task_ids[completions.task_idx])
+    intercept = pm.Normal(
+        "completion_refusal_intercept",
+        PRIORS["refusal_mean_mu"],
+        PRIORS["completion_refusal_intercept_sd"],
+    )
+    slope = pm.LogNormal("completion_refusal_slope", 0.0, PRIORS["completion_refusal_log_slope_sd"])
+    task = pm.Data("completed_task_idx", completions.task_idx, dims="completed_task")
+    pm.Binomial(
+        "completion_refused",
+        n=pm.Data("n_completions", completions.n, dims="completed_task"),
+        logit_p=completion_refusal_logit(intercept, slope, propensity[task]),
+        observed=completions.refusals,
+        dims="completed_task",
+    )
+
+
+def _refusal(mu, standardised, task_dataset, a_idx, b_idx, cells, data: ChoiceData) -> None:
+    """Per-task refusal propensities, pooled by dataset and correlated with utility, observed
+    through the refusals of choice trials and, when given, of completions."""
     mean = pm.Normal(
         "refusal_mean", PRIORS["refusal_mean_mu"], PRIORS["refusal_mean_sd"], dims="dataset"
     )
@@ -221,6 +254,8 @@ def _refusal(mu, standardised, task_dataset, a_idx, b_idx, cells) -> None:
         observed=cells["r"].to_numpy(np.int64),
         dims="cell",
     )
+    if data.completion_refusals is not None:
+        _completion_refusals(propensity, data.completion_refusals, data.tasks["task_id"].to_numpy())
 
 
 def _pair_effect(spec: ModelSpec, cells: pd.DataFrame, n_tasks: int, task_dataset):
@@ -313,5 +348,5 @@ def build_model(spec: ModelSpec, data: ChoiceData) -> pm.Model:
             dims="cell",
         )
         if spec.refusal == "modelled":
-            _refusal(mu, standardised, task_dataset, a_idx, b_idx, cells)
+            _refusal(mu, standardised, task_dataset, a_idx, b_idx, cells, data)
     return model

@@ -23,9 +23,23 @@ PRIORS = {
     "refusal_mean_mu": -4.0,  # logit of a typical refusal rate of about 2%
     "refusal_mean_sd": 2.0,
     "refusal_spread_sd": 2.0,
+    # Completion refusals: logit = intercept + slope * (propensity - refusal_mean_mu). The
+    # intercept is centred where choice trials are (no prior claim that either protocol refuses
+    # more); +-2 sd spans completion rates of 0.01% to 73%. The slope's LogNormal(0, 1) centres
+    # on equal logit scales and gives 94% to ratios of 0.15 to 6.6 either way.
+    "completion_refusal_intercept_sd": 2.5,
+    "completion_refusal_log_slope_sd": 1.0,
     "lapse_beta": (1.0, 19.0),
     "pair_sd": 5.0,  # a pair's effect shared by its repeats, in noise units (as spreads)
 }
+
+
+def completion_refusal_logit(intercept, slope, propensity):
+    """Logit of refusing a completion, from a task's refusal propensity in choice trials (numbers
+    or tensors). The propensity is measured from PRIORS["refusal_mean_mu"], the prior centre of
+    its dataset means, so that the intercept is the completion logit of a typical task and moves
+    little when the slope does."""
+    return intercept + slope * (propensity - PRIORS["refusal_mean_mu"])
 
 
 def position_by_dataset(spec: ModelSpec, n_datasets: int) -> bool:

@@ -94,6 +94,26 @@ class Fit:
             }
         )
 
+    @property
+    def completion_refusals(self) -> pd.DataFrame | None:
+        """The refusal counts of completions the model saw (`fit --refusal-rates`), one row per
+        task with completions: `task_idx`, `task_id`, `n` completions, `refusals`; None
+        without them."""
+        if "completion_refused" not in self.idata["observed_data"]:
+            return None
+        constant = self.idata["constant_data"]
+        task_idx = np.asarray(constant["completed_task_idx"].values, dtype=np.int64)
+        return pd.DataFrame(
+            {
+                "task_idx": task_idx,
+                "task_id": self.tasks["task_id"].to_numpy()[task_idx],
+                "n": np.asarray(constant["n_completions"].values, dtype=np.int64),
+                "refusals": np.asarray(
+                    self.idata["observed_data"]["completion_refused"].values, dtype=np.int64
+                ),
+            }
+        )
+
     def save(self, out: str | Path, force: bool = False) -> Path:
         """Write the fit folder atomically (see the module's docstring)."""
         out = Path(out)

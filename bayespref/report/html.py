@@ -196,11 +196,14 @@ def _diagnostics(fit: Fit) -> str:
 
 def _overview(fit: Fit) -> str:
     attrs = fit.idata.attrs
+    data = fit.diagnostics.data
+    refusals = "" if data is None else f"<p>Refusals: {html.escape(data.refusals)}.</p>"
     return (
         f"<p>Model <b>{html.escape(fit.spec.name)}</b>, {len(fit.tasks)} tasks in "
         f"{len(fit.datasets)} datasets, conditions: {html.escape(', '.join(fit.conditions))}. "
         f"Method: {html.escape(str(attrs.get('method', '')))}; data hash "
         f"{html.escape(str(attrs.get('data_hash', '')))}. Intervals are 94% equal-tailed.</p>"
+        + refusals
     )
 
 

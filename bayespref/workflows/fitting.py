@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+import warnings
 from dataclasses import asdict, replace
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -14,14 +15,17 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from bayespref.analysis.refusal_rates import read_refusal_counts
 from bayespref.analysis.summaries import params_table, utilities_table
 from bayespref.checks.convergence import THRESHOLDS, convergence, diagnose
 from bayespref.checks.ppc import posterior_predictive_checks
 from bayespref.data.choice_data import ChoiceData, load_choice_data
-from bayespref.errors import ApproximationError, FitError
+from bayespref.data.completion_refusals import align_completion_refusals
+from bayespref.errors import ApproximationError, DataWarning, FitError
 from bayespref.inference import device
 from bayespref.inference.log_likelihood import add_log_likelihood
 from bayespref.inference.settings import METHODS, SamplerSettings, precision_of
+from bayespref.io.locations import listing
 from bayespref.model.spec import ModelSpec, resolve_spec
 from bayespref.model.structure import PRIORS, model_cells, models_conditions
 from bayespref.posterior.diagnostics import DataSummary, Diagnostics
@@ -144,6 +148,33 @@ def trials_by_condition(cells: pd.DataFrame, n_conditions: int, n_tasks: int) ->
     return counts
 
 
+def _require_modelled_refusals(spec: ModelSpec) -> None:
+    if spec.refusal != "modelled":
+        raise FitError(
+            f"refusal rates of completions (--refusal-rates) need a model with refusal = "
+            f"\"modelled\" (e.g. --model refusal); model '{spec.name}' has refusal = "
+            f'"{spec.refusal}"'
+        )
+
+
+def with_completion_refusals(
+    data: ChoiceData, refusal_rates: str | Path | pd.DataFrame
+) -> ChoiceData:
+    """`data` with the refusal counts of its tasks' completions (the table `bayespref refusals`
+    writes, or a frame with its `task_id`, `n`, `refusals`), for a model with refusals modelled.
+    Tasks of the table that were never compared are left out with a DataWarning."""
+    counts, source = read_refusal_counts(refusal_rates)
+    aligned = align_completion_refusals(counts, data.tasks, source)
+    notes = list(data.notes)
+    if aligned.left_out:
+        notes.append(
+            f"{len(aligned.left_out)} tasks in {source} are not in the comparisons and are left "
+            f"out of the fit: {listing(list(aligned.left_out))}"
+        )
+        warnings.warn(notes[-1], DataWarning, stacklevel=2)
+    return replace(data, completion_refusals=aligned, notes=notes)
+
+
 def _attach_metadata(
     idata: xr.DataTree,
     data: ChoiceData,
@@ -170,6 +201,8 @@ def _attach_metadata(
             "loo_unit": LOO_UNIT,
         }
     )
+    if data.completion_refusals is not None:
+        idata.attrs["completion_refusals_hash"] = data.completion_refusals.hash
 
 
 def _sample(
@@ -227,6 +260,17 @@ def _sample(
     return idata, diagnostics, stats, record
 
 
+def _refusal_note(spec: ModelSpec, data: ChoiceData) -> str:
+    completions = data.completion_refusals
+    if completions is None:
+        return _REFUSAL_NOTES[spec.refusal]
+    return (
+        f"{_REFUSAL_NOTES[spec.refusal]}, also observed through {int(completions.refusals.sum())}"
+        f" refusals in {int(completions.n.sum())} completions of {len(completions.n)} tasks "
+        f"({completions.source}; own intercept, positive slope)"
+    )
+
+
 def _data_summary(spec: ModelSpec, data: ChoiceData, cells: pd.DataFrame) -> DataSummary:
     notes = list(data.notes)
     if len(data.conditions) > 1 and not models_conditions(spec, data):
@@ -239,7 +283,7 @@ def _data_summary(spec: ModelSpec, data: ChoiceData, cells: pd.DataFrame) -> Dat
         n_trials=data.n_trials,
         outcomes=data.outcome_counts,
         n_cells=len(cells),
-        refusals=_REFUSAL_NOTES[spec.refusal],
+        refusals=_refusal_note(spec, data),
         n_tasks=len(data.tasks),
         datasets=data.datasets,
         conditions=data.conditions,
@@ -264,6 +308,8 @@ def fit_data(
     data."""
     if method not in METHODS:
         raise FitError(f"unknown method '{method}'; choose one of {', '.join(METHODS)}")
+    if data.completion_refusals is not None:
+        _require_modelled_refusals(spec)
     settings = settings or SamplerSettings()
     started = time.perf_counter()
     cells = model_cells(spec, data)
@@ -322,18 +368,25 @@ def fit(
     log_likelihood: bool = True,
     method: str = "nuts",
     pool: bool = False,
+    refusal_rates: str | Path | pd.DataFrame | None = None,
 ) -> Fit:
     """Validate comparisons, fit the model (NUTS, or `method="approx"`), and write the fit
     folder if `out`. Several protocols, templates or models within one condition are an error
-    unless `pool`."""
+    unless `pool`. `refusal_rates` (the per-task table of `bayespref refusals`) adds the
+    refusals among the tasks' completions to a model with refusals modelled."""
     spec = resolve_spec(model)
-    if out is None:
+    if refusal_rates is not None:
+        _require_modelled_refusals(spec)
+
+    def load() -> ChoiceData:
         data = load_choice_data(comparisons, tasks, pool)
-        return fit_data(data, spec, settings, progressbar, log_likelihood, method)
+        return data if refusal_rates is None else with_completion_refusals(data, refusal_rates)
+
+    if out is None:
+        return fit_data(load(), spec, settings, progressbar, log_likelihood, method)
     out = Path(out)
     with output_lock(out):
         ensure_writable(out, force)
-        data = load_choice_data(comparisons, tasks, pool)
-        result = fit_data(data, spec, settings, progressbar, log_likelihood, method)
+        result = fit_data(load(), spec, settings, progressbar, log_likelihood, method)
         result.write_locked(out, force)
     return result
