@@ -14,24 +14,23 @@ from pathlib import Path
 import pandas as pd
 
 from bayespref.collect.engines import Engine, EngineOptions
-from bayespref.collect.keys import payload_hash, resume_manifest, stopped_error
+from bayespref.collect.keys import payload_hash, resume_manifest
 from bayespref.collect.runner import (
-    FAILED_BATCHES_LIMIT,
     CollectConfig,
     CollectResult,
     Trial,
     answer_pending,
     generation_of,
     manifest_config,
-    record_status,
+    raise_if_stopped,
     start_engine_for,
+    write_outputs,
 )
 from bayespref.collect.store import RunStore
 from bayespref.collect.templates import Template, load_template
 from bayespref.data.comparisons import DEFAULT_CONDITION
 from bayespref.data.tasks import validate_task_set
 from bayespref.errors import CollectError
-from bayespref.io.tables import write_table
 
 COMPLETIONS = "completions.parquet"
 COMPLETION_COLUMNS = (
@@ -231,10 +230,7 @@ def complete(
             if stopped is not None:
                 break
         result = finish_completions(store, planned, config, template, tasks, manifest)
-    if stopped is not None:
-        raise stopped_error(
-            stopped, FAILED_BATCHES_LIMIT, result.completed, result.planned, "completions made"
-        )
+    raise_if_stopped(stopped, result, "completions made")
     return result
 
 
@@ -272,8 +268,5 @@ def finish_completions(
     """Write completions.parquet from every answered trial and the manifest's status."""
     records = store.records()
     table = completions_table(planned, records, config, template, tasks)
-    path = store.out / COMPLETIONS
-    if len(table):
-        write_table(table, path)
     trials = [trial for group in planned.values() for trial in group]
-    return record_status(store, trials, records, path if len(table) else None, manifest)
+    return write_outputs(store, trials, records, table, COMPLETIONS, manifest)

@@ -19,24 +19,24 @@ import pandas as pd
 from bayespref.collect.complete import lazy_engine
 from bayespref.collect.design import pair_design, rating_design
 from bayespref.collect.engines import EngineOptions
-from bayespref.collect.keys import payload_hash, resume_manifest, stopped_error
+from bayespref.collect.keys import payload_hash, resume_manifest
 from bayespref.collect.parse import parse_choice, parse_rating
 from bayespref.collect.runner import (
-    FAILED_BATCHES_LIMIT,
     OUTPUTS,
     CollectConfig,
     CollectResult,
     Trial,
     answer_pending,
     generation_of,
-    record_status,
+    raise_if_stopped,
+    write_outputs,
 )
 from bayespref.collect.store import RunStore
 from bayespref.collect.templates import Template, load_template
 from bayespref.data.comparisons import DEFAULT_CONDITION, validate_comparisons
 from bayespref.errors import CollectError, DataWarning
 from bayespref.io.locations import where
-from bayespref.io.tables import require_columns, write_table
+from bayespref.io.tables import require_columns
 
 NEEDED = ("completion_id", "task_id", "dataset", "prompt", "author_model", "condition")
 NEEDED += ("system_prompt", "sample", "completion")
@@ -251,10 +251,7 @@ def judge(
             if stopped is not None:
                 break
         result = _finish(store, config, completions, template, planned, manifest)
-    if stopped is not None:
-        raise stopped_error(
-            stopped, FAILED_BATCHES_LIMIT, result.completed, result.planned, "judgments made"
-        )
+    raise_if_stopped(stopped, result, "judgments made")
     return result
 
 
@@ -273,10 +270,9 @@ def _finish(
 ) -> CollectResult:
     records = store.records()
     table = judged_table(config, completions, template, planned, records)
-    path = store.out / OUTPUTS[template.kind]
-    if len(table):
-        if template.kind == "choice":
-            validate_comparisons(table, str(path), pool=True)  # raters pooled by design
-        write_table(table, path)
+    name = OUTPUTS[template.kind]
+    if len(table) and template.kind == "choice":
+        # raters pooled by design
+        validate_comparisons(table, str(store.out / name), pool=True)
     trials = [trial for group in planned.values() for trial in group]
-    return record_status(store, trials, records, path if len(table) else None, manifest)
+    return write_outputs(store, trials, records, table, name, manifest)

@@ -45,13 +45,3 @@ def resume_manifest(store: RunStore, manifest: dict, defaults: dict | None = Non
     manifest["created"] = (previous or {}).get("created") or datetime.now(UTC).isoformat()
     store.write_manifest(manifest)
     return previous
-
-
-def stopped_error(
-    last_error: str, batches: int, done: int, planned: int, made: str
-) -> CollectError:
-    """The error of a run stopped after `batches` batches in a row failed whole."""
-    return CollectError(
-        f"the engine failed on {batches} batches in a row, so the run stopped with {done} of "
-        f"{planned} {made}; last error: {last_error}"
-    )

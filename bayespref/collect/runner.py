@@ -18,7 +18,7 @@ import pandas as pd
 
 from bayespref.collect.engines import Engine, EngineOptions, Request, Response
 from bayespref.collect.engines import make_engine as start_engine
-from bayespref.collect.keys import check_manifest, resume_manifest, stopped_error
+from bayespref.collect.keys import check_manifest, resume_manifest
 from bayespref.collect.parse import parse_rating, read_choice
 from bayespref.collect.plan import (
     CONFIG_DEFAULTS,
@@ -252,11 +252,18 @@ def collect(
             progress,
         )
         result = finish_run(store, trials, config, template, tasks, manifest)
-    if stopped is not None:
-        raise stopped_error(
-            stopped, FAILED_BATCHES_LIMIT, result.completed, result.planned, "trials answered"
-        )
+    raise_if_stopped(stopped, result, "trials answered")
     return result
+
+
+def raise_if_stopped(stopped: str | None, result: CollectResult, made: str) -> None:
+    """A CollectError when the answer loop stopped on `stopped`, the last error, after
+    FAILED_BATCHES_LIMIT batches in a row failed whole; `made` names what was counted."""
+    if stopped is not None:
+        raise CollectError(
+            f"the engine failed on {FAILED_BATCHES_LIMIT} batches in a row, so the run stopped "
+            f"with {result.completed} of {result.planned} {made}; last error: {stopped}"
+        )
 
 
 def finish_run(
@@ -270,10 +277,24 @@ def finish_run(
     """Write the table of every answered trial and the manifest's status."""
     records = store.records()
     table = _table(trials, records, config, template, tasks)
-    path = store.out / OUTPUTS[template.kind]
+    name = OUTPUTS[template.kind]
+    if len(table) and template.kind == "choice":
+        validate_comparisons(table, str(store.out / name), tasks)
+    return write_outputs(store, trials, records, table, name, manifest)
+
+
+def write_outputs(
+    store: RunStore,
+    trials: list[Trial],
+    records: dict[str, dict],
+    table: pd.DataFrame,
+    name: str,
+    manifest: dict,
+) -> CollectResult:
+    """Write the run's table as `name` in its folder (when it has rows) and its status into the
+    manifest."""
+    path = store.out / name
     if len(table):
-        if template.kind == "choice":
-            validate_comparisons(table, str(path), tasks)
         write_table(table, path)
     return record_status(store, trials, records, path if len(table) else None, manifest)
 
