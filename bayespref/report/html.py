@@ -19,6 +19,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from bayespref.analysis import rates as analysis
+from bayespref.checks.ppc import position_rate_checks
 from bayespref.io.atomic import make_folder, write_atomically
 from bayespref.io.tables import write_table
 from bayespref.posterior import draws as post
@@ -30,6 +31,7 @@ SECTIONS = {
     "ranked-utilities": "All tasks ranked by utility",
     "noise": "Noise",
     "position": "Position bias",
+    "position-replicated": "First-shown win rates: observed and replicated",
     "refusal": "Refusals and utility",
     "condition-shifts": "Condition shifts",
     "diagnostics": "Diagnostics",
@@ -106,6 +108,7 @@ def build_sections(
         Section("ranked-utilities", plots.ranked_utilities(utilities, colours)),
         Section("noise", plots.noise(utilities, _by_dataset(fit, "sigma_dataset"), colours)),
         _position_section(fit, files),
+        _position_replicated_section(fit, files),
         _refusal_section(fit, utilities, colours, files, refusal_rates),
     ]
     shifts = fit.params[fit.params["name"].str.startswith("condition_shift[")]
@@ -139,6 +142,18 @@ def _position_section(fit: Fit, files: Path) -> Section:
     if fit.spec.position == "none":
         named = {}
     return Section("position", plots.position(named, rates, fit.ppc), _table(rates))
+
+
+def _position_replicated_section(fit: Fit, files: Path) -> Section:
+    table = position_rate_checks(fit, fit.cells)
+    write_table(table, files / "position_ppc.csv")
+    note = (
+        "<p>Share of choice trials won by the first-shown task, per dataset of the first-shown "
+        "task and per ordered pair of datasets, against the same share in choices replicated "
+        "from the posterior given each cell's trial count (mean and 94% interval). Rates across "
+        "datasets mix position with the datasets' utility gap; the model replicates both.</p>"
+    )
+    return Section("position-replicated", plots.position_replicated(table), note + _table(table))
 
 
 def _refusal_section(
