@@ -97,3 +97,11 @@ def test_position_rate_checks_flag_the_missing_pair_term(pair_fits):
     within = pairs[pairs["first_dataset"] == pairs["second_dataset"]]
     # Within a dataset the first-shown task wins more than a mean of dataset terms can give.
     assert (within["observed"] > within["replicated_high"]).sum() >= 2
+
+
+def test_report_shows_the_pair_model(pair_fits, tmp_path):
+    from bayespref.report.html import build_sections
+
+    sections = build_sections(pair_fits["position-by-dataset-pair"], tmp_path)
+    assert [s.key for s in sections][3:5] == ["position", "position-replicated"]
+    assert len(pd.read_csv(tmp_path / "position_ppc.csv")) == 3 + 9

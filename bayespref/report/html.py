@@ -137,8 +137,10 @@ def _by_dataset(fit: Fit, name: str) -> dict[str, np.ndarray]:
 def _position_section(fit: Fit, files: Path) -> Section:
     rates = analysis.position_win_rates(fit.cells)
     write_table(rates, files / "position_win_rates.csv")
-    bias, per_dataset = post.position(fit.posterior)
-    named = dict(zip(fit.datasets, bias, strict=True)) if per_dataset else {"global": bias}
+    bias, scope = post.position(fit.posterior)
+    if scope == "pair":  # the datasets' terms; the pairs' show in the next section's rates
+        bias = post.draws(fit.posterior, "position_bias_dataset")
+    named = {"global": bias} if scope == "global" else dict(zip(fit.datasets, bias, strict=True))
     if fit.spec.position == "none":
         named = {}
     return Section("position", plots.position(named, rates, fit.ppc), _table(rates))
