@@ -184,3 +184,18 @@ def test_position_figure_says_when_the_model_has_no_position_term():
     rates = pd.DataFrame({"group": ["all"], "rate": [0.5], "low": [0.4], "high": [0.6]})
     figure = plots.position({}, rates, None)
     assert "no position term" in [text.get_text() for text in figure.axes[0].texts]
+
+
+def test_page_shows_the_ordered_pairs_farthest_from_their_replicates():
+    from bayespref.report.html import farthest_pairs
+
+    names = [f"d{i}" for i in range(8)]
+    rows = [(d, "all", 0.5) for d in names] + [(d, e, 0.5) for d in names for e in names]
+    table = pd.DataFrame(rows, columns=["first_dataset", "second_dataset", "observed"]).assign(
+        replicated_mean=0.5, replicated_low=0.45, replicated_high=0.55
+    )
+    table.loc[20, "observed"], table.loc[30, "observed"] = 0.9, 0.1  # two pairs far off
+    shown = farthest_pairs(table, 10)
+    assert (shown["second_dataset"] == "all").sum() == 8 and len(shown) == 18
+    assert {20, 30} <= set(shown.index)
+    assert farthest_pairs(table, 64) is table

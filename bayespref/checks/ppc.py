@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from scipy import sparse
 from scipy.special import expit
 
 from bayespref.analysis.prediction import first_choice_draws
@@ -20,11 +21,14 @@ _DRAWS = 400
 
 
 def _by_dataset(values: np.ndarray, dataset: np.ndarray, n_datasets: int) -> np.ndarray:
-    """Sums of `values` (cells, ...) over each dataset's (or any group's) cells, as one matrix
-    product (np.add.at is orders of magnitude slower at hundreds of thousands of cells)."""
-    indicator = np.zeros((n_datasets, len(dataset)))
-    indicator[dataset, np.arange(len(dataset))] = 1.0
-    return indicator @ values
+    """Sums of `values` (cells, ...) over each dataset's (or any group's) cells, as one sparse
+    matrix product (np.add.at is orders of magnitude slower at hundreds of thousands of cells; a
+    dense indicator grows with the groups, datasets squared for ordered pairs)."""
+    cells = np.arange(len(dataset))
+    indicator = sparse.csr_matrix(
+        (np.ones(len(dataset)), (dataset, cells)), shape=(n_datasets, len(dataset))
+    )
+    return np.asarray(indicator @ np.asarray(values, dtype=float))
 
 
 def _replicated_first_wins(fit: Fit, cells: pd.DataFrame, rng: np.random.Generator):

@@ -38,6 +38,7 @@ SECTIONS = {
     "spec": "Model spec",
 }
 MODELLED_CORR = "refusal_utility_corr_tasks"
+SHOWN_PAIRS = 40  # ordered dataset pairs on the page; position_ppc.csv has them all
 _STYLE = """
 body { font-family: sans-serif; max-width: 1200px; margin: 2em auto; color: #222; }
 img { max-width: 100%; border: 1px solid #ddd; }
@@ -149,13 +150,31 @@ def _position_section(fit: Fit, files: Path) -> Section:
 def _position_replicated_section(fit: Fit, files: Path) -> Section:
     table = position_rate_checks(fit, fit.cells)
     write_table(table, files / "position_ppc.csv")
+    shown = farthest_pairs(table, SHOWN_PAIRS)
     note = (
         "<p>Share of choice trials won by the first-shown task, per dataset of the first-shown "
         "task and per ordered pair of datasets, against the same share in choices replicated "
         "from the posterior given each cell's trial count (mean and 94% interval). Rates across "
-        "datasets mix position with the datasets' utility gap; the model replicates both.</p>"
+        "datasets mix position with the datasets' utility gap; the model replicates both."
     )
-    return Section("position-replicated", plots.position_replicated(table), note + _table(table))
+    if len(shown) < len(table):
+        note += (
+            f" Shown: the {SHOWN_PAIRS} ordered pairs farthest from their replicates (in "
+            "interval widths); all are in position_ppc.csv."
+        )
+    body = note + "</p>" + _table(shown)
+    return Section("position-replicated", plots.position_replicated(shown), body)
+
+
+def farthest_pairs(table: pd.DataFrame, limit: int) -> pd.DataFrame:
+    """The rows per first-shown dataset and at most `limit` ordered-pair rows, those whose
+    observed rate is farthest from the replicated mean in units of the interval's width."""
+    pairs = table["second_dataset"] != "all"
+    if pairs.sum() <= limit:
+        return table
+    width = (table["replicated_high"] - table["replicated_low"]).clip(lower=1e-9)
+    distance = (table["observed"] - table["replicated_mean"]).abs() / width
+    return table[~pairs | table.index.isin(distance[pairs].nlargest(limit).index)]
 
 
 def _refusal_section(
