@@ -173,7 +173,7 @@ def test_pair_effect_is_shared_by_both_orders_and_every_repeat_of_a_pair(overdis
     data = bp.load_choice_data(simulation.comparisons, simulation.tasks)
     cells = data.cells
     assert (cells.groupby(["a_idx", "b_idx"]).size() == 1).all()
-    model = build_model(ModelSpec(overdispersion=overdispersion), data)
+    model = build_model(ModelSpec(overdispersion=overdispersion, position="global"), data)
     rng = np.random.default_rng(0)
     point = {n: v + rng.normal(0, 0.5, np.shape(v)) for n, v in model.initial_point().items()}
     sd_name = "pair_sd" if overdispersion == "pair" else "pair_sd_dataset"
