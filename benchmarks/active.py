@@ -66,7 +66,7 @@ def heldout_pairs(
         a_idx,
         b_idx,
         None,
-        False,
+        "global",
     )
     chose_first = rng.random(len(z)) < first_choice_probability(z, "probit")
     return pd.DataFrame({"task_a": first, "task_b": second, "chose_first": chose_first})

@@ -47,7 +47,7 @@ def _likelihood_function(data, implementation: str):
     a_idx, b_idx = cells["a_idx"].to_numpy(), cells["b_idx"].to_numpy()
     k, n = cells["k"].to_numpy(np.int64), cells["n"].to_numpy(np.int64)
     mu, sigma, position = pt.dvector("mu"), pt.dvector("sigma"), pt.dscalar("position")
-    z = first_choice_z(mu, sigma, position, a_idx, b_idx, data.task_dataset_idx, False)
+    z = first_choice_z(mu, sigma, position, a_idx, b_idx, data.task_dataset_idx, "global")
     if implementation == "kernel":
         per_cell = probit_binomial_logp(z, k, n)
     else:

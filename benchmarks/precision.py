@@ -133,7 +133,7 @@ def likelihood_gap(fitted: bp.Fit, simulation: Simulation, draws: int = 200) -> 
     posterior = posterior.thin({"draw": -(-post.n_samples(posterior) // draws)})
     task_dataset = fitted.tasks["dataset_idx"].to_numpy()
     mu, sigma = post.draws(posterior, "mu"), post.task_sigma(posterior, task_dataset)
-    position, by_dataset = post.position(posterior)
+    position, scope = post.position(posterior)
     totals = {}
     for dtype in (np.float32, np.float64):
         with jax.enable_x64(dtype == np.float64):
@@ -142,7 +142,7 @@ def likelihood_gap(fitted: bp.Fit, simulation: Simulation, draws: int = 200) -> 
                 cells["a_idx"].to_numpy(),
                 cells["b_idx"].to_numpy(),
                 task_dataset,
-                by_dataset,
+                scope,
             )
             k, n = (jnp.asarray(cells[column].to_numpy(dtype)[:, None]) for column in "kn")
             totals[dtype] = np.asarray(probit_binomial_cells(jnp.asarray(z), k, n).sum(axis=0))

@@ -141,17 +141,29 @@ def diagnostics_row(fit: bp.Fit) -> dict:
 
 def position_rows(test: pd.DataFrame, p_first: np.ndarray, label: str, seed: int) -> list[dict]:
     """Observed against predicted held-out first-shown win rate per dataset of the first-shown
-    task, over all its pairs and within its own dataset."""
+    task, over all its pairs (`dataset_b` is `all`) and within its own dataset, and per ordered
+    dataset pair."""
     frame = test.assign(observed=(test["choice"] == "a").astype(float), predicted=p_first)
     rows = []
-    for scope, part in (
-        ("all_pairs", frame),
-        ("within_dataset", frame[frame["dataset_a"] == frame["dataset_b"]]),
+    for scope, part, by in (
+        ("all_pairs", frame.assign(dataset_b="all"), ["dataset_a", "dataset_b"]),
+        ("within_dataset", frame[frame["dataset_a"] == frame["dataset_b"]], ["dataset_a"]),
+        ("ordered_pair", frame, ["dataset_a", "dataset_b"]),
     ):
-        grouped = part.groupby("dataset_a")[["observed", "predicted"]].mean()
-        for dataset, values in grouped.iterrows():
+        grouped = part.groupby(by)[["observed", "predicted"]].agg(["mean", "size"])
+        for key, values in grouped.iterrows():
+            first, second = (key, key) if len(by) == 1 else key
             rows.append(
-                {"seed": seed, "method": label, "scope": scope, "dataset_a": dataset, **values}
+                {
+                    "seed": seed,
+                    "method": label,
+                    "scope": scope,
+                    "dataset_a": first,
+                    "dataset_b": second,
+                    "trials": int(values[("observed", "size")]),
+                    "observed": values[("observed", "mean")],
+                    "predicted": values[("predicted", "mean")],
+                }
             )
     return rows
 
@@ -256,11 +268,10 @@ def main() -> None:
     )
     print(f"\nHeld-out pairs of {args.comparisons} (20%), seeds {args.seeds}, means over seeds")
     print(summary.to_string(float_format=lambda v: f"{v:.4f}"))
-    rates = positions.pivot_table(
-        index=["scope", "dataset_a"], columns="method", values="predicted", sort=False
-    )
-    rates.insert(0, "observed", positions.groupby(["scope", "dataset_a"])["observed"].mean())
-    print("\nHeld-out first-shown win rate by dataset of the first-shown task: observed, predicted")
+    keys = ["scope", "dataset_a", "dataset_b"]
+    rates = positions.pivot_table(index=keys, columns="method", values="predicted", sort=False)
+    rates.insert(0, "observed", positions.groupby(keys, sort=False)["observed"].mean())
+    print("\nHeld-out first-shown win rate by first-shown task's dataset (and second's), observed")
     print(rates.round(3).to_string())
     print("\nWhat makes real data hard: the file against the realistic preset")
     print(statistics.to_string(float_format=lambda v: f"{v:.3f}"))

@@ -99,7 +99,7 @@ def test_task_information_matches_the_probit_formula():
         mu=np.zeros(3),
         sigma=np.ones(3),
         position=0.0,
-        by_dataset=False,
+        scope="global",
         cells=cells,
         task_dataset=np.zeros(3, dtype=int),
         link="probit",

@@ -109,6 +109,19 @@ def test_simulated_engine_follows_dataset_biases_condition_shifts_and_lapses():
     assert unknown.error == "condition 'calm' is not in the truth (default, condition_1)"
 
 
+def test_simulated_engine_takes_the_ordered_dataset_pairs_bias():
+    parameters = {
+        "position_bias": 0.3,
+        "position_bias_by_pair": [[0.0, 0.7], [-0.5, 0.0]],
+        "datasets": ["d0", "d1"],
+    }
+    engine = SimulatedEngine(TRUTH, parameters, Generation(logprobs=True))
+    [x_first, y_first] = engine.generate([request("x", "y"), request("y", "x")])
+    scale = math.sqrt(1.0 + 0.25)
+    assert x_first.p_a == pytest.approx(ndtr((1.0 - 0.2 + 0.7) / scale))
+    assert y_first.p_a == pytest.approx(ndtr((0.2 - 1.0 - 0.5) / scale))
+
+
 def test_simulated_engine_writes_the_template_answer_form():
     engine = SimulatedEngine(
         TRUTH.assign(refusal_logit=-np.inf), {"position_bias": 0}, Generation()

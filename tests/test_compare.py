@@ -108,3 +108,11 @@ def test_a_cell_certain_in_every_draw_counts_without_breaking_psis(position_fits
     after = loo(tree)
     assert float(after.pareto_k[0]) == 0.0 and float(after.elpd_i[0]) == 0.0
     np.testing.assert_allclose(after.elpd_i[1:], before.elpd_i[1:], rtol=1e-6)
+
+
+def test_report_draws_a_global_position_term_and_none(position_fits, tmp_path):
+    from bayespref.report.html import report
+
+    for model in ("position", "thurstone"):
+        files = report(position_fits[model], tmp_path / f"{model}.html")
+        assert (files / "position.png").exists() and (files / "position-replicated.png").exists()

@@ -52,7 +52,8 @@ def test_every_spec_builds_with_named_coords_and_finite_logp(
     names = set(model.named_vars)
     assert "mu" in names
     assert ("position_bias" in names) == (position != "none")
-    assert ("position_bias_dataset" in names) == (position == "per-dataset")
+    assert ("position_bias_dataset" in names) == position.startswith("per-dataset")
+    assert ("position_bias_pair" in names) == (position == "per-dataset-pair")
     assert ("sigma" in names) == (noise == "per-task")
     assert ("sigma_dataset" in names) == (noise != "shared")
     assert ("dataset_mean" in names) == (hierarchy == "dataset")
@@ -75,6 +76,28 @@ def test_likelihood_equals_direct_binomial_probit_computation(tiny_data):
     expected = log_coefficient + k * log_ndtr(z) + (n - k) * log_ndtr(-z)
     observed = model.compile_logp(vars=[model["first_chosen"]], sum=False)(point)[0]
     np.testing.assert_allclose(observed, expected, rtol=1e-9)
+
+
+def test_pair_position_term_is_the_datasets_mean_plus_a_doubly_centred_interaction(tiny_data):
+    _, data = tiny_data
+    model = build_model(ModelSpec(position="per-dataset-pair"), data)
+    rng = np.random.default_rng(2)
+    point = {n: v + rng.normal(0, 0.5, np.shape(v)) for n, v in model.initial_point().items()}
+    mu, sigma, by_dataset, pair = evaluate(
+        model, ["mu", "sigma_dataset", "position_bias_dataset", "position_bias_pair"], point
+    )
+    interaction = pair - (by_dataset[:, None] + by_dataset[None, :]) / 2
+    assert np.abs(interaction).max() > 0.01
+    np.testing.assert_allclose(interaction.sum(axis=0), 0, atol=1e-9)
+    np.testing.assert_allclose(interaction.sum(axis=1), 0, atol=1e-9)
+    cells = data.cells
+    a, b, n, k = (cells[c].to_numpy() for c in ("a_idx", "b_idx", "n", "k"))
+    td = data.task_dataset_idx
+    z = (mu[a] - mu[b] + pair[td[a], td[b]]) / np.hypot(sigma[td[a]], sigma[td[b]])
+    log_coefficient = gammaln(n + 1) - gammaln(k + 1) - gammaln(n - k + 1)
+    expected = log_coefficient + k * log_ndtr(z) + (n - k) * log_ndtr(-z)
+    observed = model.compile_logp(vars=[model["first_chosen"]], sum=False)(point)[0]
+    np.testing.assert_allclose(observed, expected, rtol=1e-9, atol=1e-12)
 
 
 def test_jax_logp_matches_pytensor_logp(tiny_data):

@@ -18,8 +18,8 @@ from bayespref.report import figures as plots
 from bayespref.report.html import SECTIONS, report
 
 PNG = b"\x89PNG\r\n\x1a\n"
-ALWAYS = ["utilities-by-dataset", "ranked-utilities", "noise", "position", "refusal"]
-ALWAYS += ["diagnostics", "spec"]
+ALWAYS = ["utilities-by-dataset", "ranked-utilities", "noise", "position", "position-replicated"]
+ALWAYS += ["refusal", "diagnostics", "spec"]
 
 
 class _Page(HTMLParser):
@@ -84,20 +84,24 @@ def test_report_of_the_default_model_is_self_contained(small_report):
     assert page.sections == ALWAYS  # no condition shifts without the term
     assert_embedded(page)
     files = small_report.parent / "report_files"
-    for key in ALWAYS[:5]:
+    for key in ALWAYS[:6]:
         assert (files / f"{key}.png").read_bytes().startswith(PNG)
     text = small_report.read_text(encoding="utf-8")
     assert "http://" not in text and "https://" not in text  # opens offline
     assert "max_r_hat" in text and "&quot;refusal&quot;: &quot;excluded&quot;" in text
     rates = pd.read_csv(files / "position_win_rates.csv")
     assert rates["group"].iloc[0] == "all" and rates["trials"].iloc[0] > 0
+    replicated = pd.read_csv(files / "position_ppc.csv")
+    assert len(replicated) == 2 + 4  # two datasets first, four ordered pairs
+    assert replicated["trials"].iloc[:2].sum() == rates["trials"].iloc[0]
+    assert "second_dataset" in text  # the table is on the page too
 
 
 def test_report_shows_modelled_refusals_and_condition_shifts(refusal_conditions_fit_dir, tmp_path):
     out = tmp_path / "deep" / "fit.html"
     files = report(refusal_conditions_fit_dir, out)
     page = parse(out)
-    assert page.sections == ALWAYS[:5] + ["condition-shifts"] + ALWAYS[5:]
+    assert page.sections == ALWAYS[:6] + ["condition-shifts"] + ALWAYS[6:]
     assert set(SECTIONS) == set(page.sections)
     assert_embedded(page)
     assert files == tmp_path / "deep" / "fit_files"
@@ -180,3 +184,18 @@ def test_position_figure_says_when_the_model_has_no_position_term():
     rates = pd.DataFrame({"group": ["all"], "rate": [0.5], "low": [0.4], "high": [0.6]})
     figure = plots.position({}, rates, None)
     assert "no position term" in [text.get_text() for text in figure.axes[0].texts]
+
+
+def test_page_shows_the_ordered_pairs_farthest_from_their_replicates():
+    from bayespref.report.html import farthest_pairs
+
+    names = [f"d{i}" for i in range(8)]
+    rows = [(d, "all", 0.5) for d in names] + [(d, e, 0.5) for d in names for e in names]
+    table = pd.DataFrame(rows, columns=["first_dataset", "second_dataset", "observed"]).assign(
+        replicated_mean=0.5, replicated_low=0.45, replicated_high=0.55
+    )
+    table.loc[20, "observed"], table.loc[30, "observed"] = 0.9, 0.1  # two pairs far off
+    shown = farthest_pairs(table, 10)
+    assert (shown["second_dataset"] == "all").sum() == 8 and len(shown) == 18
+    assert {20, 30} <= set(shown.index)
+    assert farthest_pairs(table, 64) is table

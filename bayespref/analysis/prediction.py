@@ -90,7 +90,7 @@ def first_choice_draws(
         posterior = posterior.thin({"draw": -(-post.n_samples(posterior) // draws)})
     task_dataset = fit.tasks["dataset_idx"].to_numpy()
     sigma = post.task_sigma(posterior, task_dataset)
-    position, by_dataset = post.position(posterior)
+    position, scope = post.position(posterior)
     lapse = post.draws(posterior, "lapse") if "lapse" in posterior else 0.0
     pair_sd = post.draws(posterior, "pair_sd") if "pair_sd" in posterior else None
     if "pair_sd_dataset" in posterior:
@@ -107,7 +107,7 @@ def first_choice_draws(
         mu = post.draws(posterior, "mu")
     for start in range(0, len(a_idx), _CHUNK):
         rows = slice(start, start + _CHUNK)
-        z = first_choice_z(mu, sigma, position, a_idx[rows], b_idx[rows], task_dataset, by_dataset)
+        z = first_choice_z(mu, sigma, position, a_idx[rows], b_idx[rows], task_dataset, scope)
         if pair_sd is not None:
             # A new pair's effect is a new draw: Phi(z + e) averaged over e, in closed form.
             scale = sigma[a_idx[rows]] ** 2 + sigma[b_idx[rows]] ** 2

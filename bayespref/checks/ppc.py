@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from scipy import sparse
 from scipy.special import expit
 
 from bayespref.analysis.prediction import first_choice_draws
@@ -22,11 +23,24 @@ _DRAWS = 400
 
 
 def _by_dataset(values: np.ndarray, dataset: np.ndarray, n_datasets: int) -> np.ndarray:
-    """Sums of `values` (cells, ...) over each dataset's cells, as one matrix product (np.add.at
-    is orders of magnitude slower at hundreds of thousands of cells)."""
-    indicator = np.zeros((n_datasets, len(dataset)))
-    indicator[dataset, np.arange(len(dataset))] = 1.0
-    return indicator @ values
+    """Sums of `values` (cells, ...) over each dataset's (or any group's) cells, as one sparse
+    matrix product (np.add.at is orders of magnitude slower at hundreds of thousands of cells; a
+    dense indicator grows with the groups, datasets squared for ordered pairs)."""
+    cells = np.arange(len(dataset))
+    indicator = sparse.csr_matrix(
+        (np.ones(len(dataset)), (dataset, cells)), shape=(n_datasets, len(dataset))
+    )
+    return np.asarray(indicator @ np.asarray(values, dtype=float))
+
+
+def _replicated_first_wins(fit: Fit, cells: pd.DataFrame, rng: np.random.Generator):
+    """Yield (row slice, replicated first-position wins shaped (rows, draws)), block by block of
+    cells so that memory stays at one block x draws."""
+    n = cells["n"].to_numpy(np.int64)
+    a_idx, b_idx = cells["a_idx"].to_numpy(), cells["b_idx"].to_numpy()
+    condition = cells["condition_idx"].to_numpy()
+    for rows, p in first_choice_draws(fit, a_idx, b_idx, condition, _DRAWS):
+        yield rows, rng.binomial(n[rows, None], p)
 
 
 def _refusal_statistics(fit: Fit, cells: pd.DataFrame, rng: np.random.Generator) -> dict:
@@ -85,10 +99,8 @@ def posterior_predictive_checks(fit: Fit, cells: pd.DataFrame, seed: int = 0) ->
     observed = (
         _by_dataset(k, a_dataset, n_datasets) + _by_dataset(n - k, b_dataset, n_datasets)
     ) / shown
-    # Replicates block by block of cells, so memory stays at one block x draws.
     first_wins, wins = 0, 0
-    for rows, p in first_choice_draws(fit, a_idx, b_idx, cells["condition_idx"].to_numpy(), _DRAWS):
-        k_rep = rng.binomial(n[rows, None], p)
+    for rows, k_rep in _replicated_first_wins(fit, cells, rng):
         first_wins = first_wins + k_rep.sum(0)
         wins = wins + _by_dataset(k_rep, a_dataset[rows], n_datasets)
         wins = wins + _by_dataset(n[rows, None] - k_rep, b_dataset[rows], n_datasets)
@@ -109,3 +121,52 @@ def posterior_predictive_checks(fit: Fit, cells: pd.DataFrame, seed: int = 0) ->
         table["observed"] > table["replicated_high"]
     )
     return table
+
+
+POSITION_PPC_COLUMNS = ["first_dataset", "second_dataset", "trials", "observed"]
+POSITION_PPC_COLUMNS += PPC_COLUMNS[2:] + ["outside"]
+
+
+def position_rate_checks(fit: Fit, cells: pd.DataFrame, seed: int = 0) -> pd.DataFrame:
+    """First-shown win rate per dataset of the first-shown task (`second_dataset` is `all`)
+    and per ordered dataset pair (first's dataset, second's), observed against the mean and 94%
+    interval of its replicates; groups without choice trials are left out."""
+    n, k = (cells[column].to_numpy(np.int64) for column in ("n", "k"))
+    task_dataset = fit.tasks["dataset_idx"].to_numpy()
+    size = len(fit.datasets)
+    first = task_dataset[cells["a_idx"].to_numpy()]
+    second = task_dataset[cells["b_idx"].to_numpy()]
+    names = np.asarray(fit.datasets, dtype=object)
+    # Each grouping: its group per cell, its number of groups, and the groups' labels.
+    groupings = [
+        (first, size, names, np.full(size, "all", dtype=object)),
+        (first * size + second, size**2, np.repeat(names, size), np.tile(names, size)),
+    ]
+    replicated = [0] * len(groupings)
+    for rows, k_rep in _replicated_first_wins(fit, cells, np.random.default_rng(seed)):
+        for index, (group, n_groups, *_) in enumerate(groupings):
+            replicated[index] = replicated[index] + _by_dataset(k_rep, group[rows], n_groups)
+    frames = []
+    for (group, n_groups, first_names, second_names), wins in zip(
+        groupings, replicated, strict=True
+    ):
+        trials = _by_dataset(n, group, n_groups)
+        rates = wins / np.maximum(trials, 1)[:, None]
+        low, high = np.quantile(rates, INTERVAL_TAILS, axis=1)
+        frame = pd.DataFrame(
+            {
+                "first_dataset": first_names,
+                "second_dataset": second_names,
+                "trials": trials.astype(np.int64),
+                "observed": _by_dataset(k, group, n_groups) / np.maximum(trials, 1),
+                "replicated_mean": rates.mean(axis=1),
+                "replicated_low": low,
+                "replicated_high": high,
+            }
+        )
+        frames.append(frame[trials > 0])
+    table = pd.concat(frames, ignore_index=True)
+    table["outside"] = (table["observed"] < table["replicated_low"]) | (
+        table["observed"] > table["replicated_high"]
+    )
+    return table[POSITION_PPC_COLUMNS]

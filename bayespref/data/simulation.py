@@ -46,6 +46,9 @@ class SimulationConfig:
     # Per-dataset position biases drawn around position_bias with this sd (when not given).
     position_bias_sd: float = 0.0
     one_order: bool = False  # every repeat of a pair in one random order, as real runs ask them
+    # Optional position bias per ordered dataset pair, row = first-shown task's dataset, column =
+    # second's (n_datasets x n_datasets); it replaces the global and per-dataset biases.
+    position_bias_by_pair: tuple[tuple[float, ...], ...] | None = None
 
     @classmethod
     def realistic(cls, n_tasks: int = 300, n_datasets: int = 5, seed: int = 0) -> SimulationConfig:
@@ -91,6 +94,9 @@ class SimulationConfig:
             raise ValueError(
                 "per-dataset position biases and condition shifts need n_datasets values"
             )
+        by_pair = self.position_bias_by_pair
+        if by_pair is not None and np.shape(by_pair) != (self.n_datasets, self.n_datasets):
+            raise ValueError("position_bias_by_pair needs n_datasets rows of n_datasets values")
         max_pairs = self.n_tasks * (self.n_tasks - 1) // 2
         if -(-self.n_comparisons // self.repeats) > max_pairs:
             raise ValueError(
@@ -178,6 +184,8 @@ def simulate(config: SimulationConfig | None = None, **overrides: float) -> Simu
     if per_dataset is not None:
         per_dataset = np.asarray(per_dataset)
         bias = (per_dataset[dataset_idx[first]] + per_dataset[dataset_idx[second]]) / 2
+    if config.position_bias_by_pair is not None:
+        bias = np.asarray(config.position_bias_by_pair)[dataset_idx[first], dataset_idx[second]]
     pair_effect = 0.0
     if config.pair_sd > 0:
         pair_effect = rng.normal(0, config.pair_sd, pair_index.max() + 1)[pair_index]
@@ -226,6 +234,11 @@ def simulate(config: SimulationConfig | None = None, **overrides: float) -> Simu
     parameters = {
         "position_bias": config.position_bias,
         "position_bias_by_dataset": None if per_dataset is None else list(per_dataset),
+        "position_bias_by_pair": (
+            None
+            if config.position_bias_by_pair is None
+            else np.asarray(config.position_bias_by_pair).tolist()
+        ),
         "condition_shifts": [list(shift) for shift in config.condition_shifts],
         "lapse_rate": config.lapse_rate,
         "datasets": datasets,

@@ -196,39 +196,39 @@ def model_variables(model, unconstrained: np.ndarray, unravel) -> dict[str, np.n
 
 
 def _choice_terms(model, x: np.ndarray, unravel, task_dataset: np.ndarray):
-    """mu, per-task sigma, position bias and whether it is per dataset, at one point."""
+    """mu, per-task sigma, position bias and its scope, at one point."""
     from bayespref.posterior import draws as post
 
     at = _at_point(model, x, unravel)
-    position, by_dataset = post.position(at)
+    position, scope = post.position(at)
     return (
         post.draws(at, "mu")[:, 0],
         post.task_sigma(at, task_dataset)[:, 0],
         position[..., 0],
-        by_dataset,
+        scope,
     )
 
 
 def near_certain_share(
-    mu: np.ndarray, sigma: np.ndarray, position, by_dataset: bool, cells, task_dataset, link: str
+    mu: np.ndarray, sigma: np.ndarray, position, scope: str, cells, task_dataset, link: str
 ) -> float:
     """Share of the trials whose first choice is predicted with probability under 5% or over
     95% at one point."""
     a_idx, b_idx = cells["a_idx"].to_numpy(), cells["b_idx"].to_numpy()
-    z = first_choice_z(mu, sigma, position, a_idx, b_idx, task_dataset, by_dataset)
+    z = first_choice_z(mu, sigma, position, a_idx, b_idx, task_dataset, scope)
     p = first_choice_probability(z, link)
     n = cells["n"].to_numpy()
     return float(np.sum(n * (np.minimum(p, 1 - p) < 0.05)) / max(n.sum(), 1))
 
 
 def task_information(
-    mu: np.ndarray, sigma: np.ndarray, position, by_dataset: bool, cells, task_dataset, link: str
+    mu: np.ndarray, sigma: np.ndarray, position, scope: str, cells, task_dataset, link: str
 ) -> np.ndarray:
     """Fisher information about each task's utility from its comparisons, at one point."""
     from scipy.special import expit, log_ndtr
 
     a_idx, b_idx = cells["a_idx"].to_numpy(), cells["b_idx"].to_numpy()
-    z = first_choice_z(mu, sigma, position, a_idx, b_idx, task_dataset, by_dataset)
+    z = first_choice_z(mu, sigma, position, a_idx, b_idx, task_dataset, scope)
     if link == "probit":  # phi(z)^2 / (Phi(z) Phi(-z)), in logs so that large |z| stays finite
         weight = np.exp(-(z**2) - np.log(2 * np.pi) - log_ndtr(z) - log_ndtr(-z))
     else:
@@ -299,8 +299,8 @@ def _empirical_spread(
     objective, start, unravel = _flat_logp(fixed_model)
     # Only deviations and a start point are needed from this mode: a looser tolerance will do.
     weak = _mode(objective, start, tolerance=10 * _GRADIENT_TOLERANCE)
-    mu, sigma, position, by_dataset = _choice_terms(fixed_model, weak.x, unravel, task_dataset)
-    information = task_information(mu, sigma, position, by_dataset, cells, task_dataset, setup.link)
+    mu, sigma, position, scope = _choice_terms(fixed_model, weak.x, unravel, task_dataset)
+    information = task_information(mu, sigma, position, scope, cells, task_dataset, setup.link)
     log_spread, log_spread_sd = np.zeros(n_groups), np.zeros(n_groups)
     for group in range(n_groups):
         members = (setup.groups == group) & (information > 0)

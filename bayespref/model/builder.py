@@ -30,7 +30,7 @@ from bayespref.model.structure import (
     completion_refusal_logit,
     model_cells,
     models_conditions,
-    position_by_dataset,
+    position_scope,
 )
 
 
@@ -175,7 +175,22 @@ def _position(spec: ModelSpec, n_datasets: int):
     # free offsets it was set only through their prior, with an sd proportional to the spread: a
     # funnel (6 divergences of 4,000 on a 200-task simulation, all at spreads in the top 10%).
     offset = pm.ZeroSumNormal("position_offset", sigma=1.0, dims="dataset")
-    return pm.Deterministic("position_bias_dataset", bias + spread * offset, dims="dataset")
+    by_dataset = pm.Deterministic("position_bias_dataset", bias + spread * offset, dims="dataset")
+    if spec.position == "per-dataset":
+        return by_dataset
+    # Per ordered pair (first's dataset, second's): the mean of the two datasets' terms plus an
+    # interaction that sums to zero over each row and each column. Additive terms, one for the
+    # first's dataset and one for the second's, would add nothing: x_d + y_e is the mean form
+    # (x_d + y_d + x_e + y_e) / 2 plus (x_d - y_d - x_e + y_e) / 2, a difference of dataset
+    # means. The interaction holds what is left (README, "Real data").
+    pair_spread = pm.HalfNormal("position_pair_spread", sigma=PRIORS["position_pair_spread_sd"])
+    interaction = pm.ZeroSumNormal(
+        "position_pair_offset", sigma=1.0, dims=("dataset", "second_dataset"), n_zerosum_axes=2
+    )
+    mean = (by_dataset[:, None] + by_dataset[None, :]) / 2
+    return pm.Deterministic(
+        "position_bias_pair", mean + pair_spread * interaction, dims=("dataset", "second_dataset")
+    )
 
 
 def _condition_utilities(mu, task_dataset) -> pt.TensorVariable:
@@ -290,6 +305,8 @@ def build_model(spec: ModelSpec, data: ChoiceData) -> pm.Model:
         "dataset": data.datasets,
         "cell": np.arange(len(cells)),
     }
+    if position_scope(spec, n_datasets) == "pair":
+        coords["second_dataset"] = data.datasets
     by_condition = models_conditions(spec, data)
     if by_condition:
         coords |= {"condition": data.conditions, "shifted": data.conditions[1:]}
@@ -318,7 +335,7 @@ def build_model(spec: ModelSpec, data: ChoiceData) -> pm.Model:
                 first,
                 second,
                 pt.tile(task_dataset, repeats),
-                position_by_dataset(spec, n_datasets),
+                position_scope(spec, n_datasets),
             )
         else:
             first, second = a_idx, b_idx
@@ -329,7 +346,7 @@ def build_model(spec: ModelSpec, data: ChoiceData) -> pm.Model:
                 a_idx,
                 b_idx,
                 task_dataset,
-                position_by_dataset(spec, n_datasets),
+                position_scope(spec, n_datasets),
             )
         with_lapse = spec.lapse == "estimated"
         lapse = pm.Beta("lapse", *PRIORS["lapse_beta"]) if with_lapse else 0.0

@@ -6,14 +6,17 @@ import numpy as np
 from scipy.special import expit, ndtr
 
 
-def first_choice_z(mu, sigma, position, a_idx, b_idx, task_dataset, position_by_dataset: bool):
+def first_choice_z(mu, sigma, position, a_idx, b_idx, task_dataset, position_scope: str):
     """Standardised advantage of the first-shown task.
 
     Works on PyTensor vectors (in the model) and on NumPy arrays shaped (task, draws) (in
-    predictions). With a per-dataset position bias a pair takes the mean of its two datasets'.
+    predictions). `position` is one bias ('global'), one per dataset ('dataset': a pair takes
+    the mean of its two datasets') or a (first's dataset, second's dataset) matrix ('pair').
     """
-    if position_by_dataset:
+    if position_scope == "dataset":
         position = (position[task_dataset[a_idx]] + position[task_dataset[b_idx]]) / 2
+    elif position_scope == "pair":
+        position = position[task_dataset[a_idx], task_dataset[b_idx]]
     return (mu[a_idx] - mu[b_idx] + position) / (sigma[a_idx] ** 2 + sigma[b_idx] ** 2) ** 0.5
 
 

@@ -15,7 +15,7 @@ DEFAULT_MODEL = "position-by-dataset"  # benchmarks/real.py: README, "Real data"
 OPTIONS: dict[str, tuple[str, ...]] = {
     "link": ("probit", "logit"),
     "noise": ("shared", "per-dataset", "per-task"),
-    "position": ("none", "global", "per-dataset"),
+    "position": ("none", "global", "per-dataset", "per-dataset-pair"),
     "hierarchy": ("none", "dataset"),
     "parameterization": ("centered", "non-centered"),
     "refusal": ("excluded", "modelled", "second-wins"),

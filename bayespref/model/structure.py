@@ -18,6 +18,7 @@ PRIORS = {
     "sigma_spread_sd": 0.5,
     "position_sd": 1.0,
     "position_spread_sd": 0.25,
+    "position_pair_spread_sd": 0.25,
     "condition_dataset_spread_sd": 1.0,
     "condition_task_spread_sd": 0.5,
     "refusal_mean_mu": -4.0,  # logit of a typical refusal rate of about 2%
@@ -42,8 +43,11 @@ def completion_refusal_logit(intercept, slope, propensity):
     return intercept + slope * (propensity - PRIORS["refusal_mean_mu"])
 
 
-def position_by_dataset(spec: ModelSpec, n_datasets: int) -> bool:
-    return spec.position == "per-dataset" and n_datasets > 1
+def position_scope(spec: ModelSpec, n_datasets: int) -> str:
+    """How the model's position term is indexed (model/choice.py: first_choice_z)."""
+    if n_datasets == 1 or spec.position in ("none", "global"):
+        return "global"
+    return "pair" if spec.position == "per-dataset-pair" else "dataset"
 
 
 def models_conditions(spec: ModelSpec, data: ChoiceData) -> bool:

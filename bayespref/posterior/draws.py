@@ -11,6 +11,7 @@ INTERNAL = (
     "dataset_mean_scaled",
     "sigma_offset",
     "position_offset",
+    "position_pair_offset",
     "log_sigma_dataset",
     "condition_dataset_offset",
     "condition_task_offset",
@@ -46,10 +47,13 @@ def task_sigma(posterior: xr.Dataset, task_dataset: np.ndarray) -> np.ndarray:
     return np.ones((len(task_dataset), n_samples(posterior)))
 
 
-def position(posterior: xr.Dataset) -> tuple[np.ndarray, bool]:
-    """Position bias draws and whether they are per dataset ((dataset, draws)) or global."""
+def position(posterior: xr.Dataset) -> tuple[np.ndarray, str]:
+    """Position bias draws and their scope (model/choice.py: first_choice_z): per ordered
+    dataset pair ((dataset, dataset, draws)), per dataset ((dataset, draws)) or global."""
+    if "position_bias_pair" in posterior:
+        return draws(posterior, "position_bias_pair"), "pair"
     if "position_bias_dataset" in posterior:
-        return draws(posterior, "position_bias_dataset"), True
+        return draws(posterior, "position_bias_dataset"), "dataset"
     if "position_bias" in posterior:
-        return draws(posterior, "position_bias"), False
-    return np.zeros(n_samples(posterior)), False
+        return draws(posterior, "position_bias"), "global"
+    return np.zeros(n_samples(posterior)), "global"

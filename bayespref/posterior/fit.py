@@ -74,10 +74,11 @@ class Fit:
     @property
     def cells(self) -> pd.DataFrame:
         """The cells the likelihood saw, one row per cell in model order: `a_idx`, `b_idx`,
-        `task_a`, `task_b`, `dataset_a`, `dataset_b`, `n` choice trials and `k` won by the
-        first-shown task."""
+        `task_a`, `task_b`, `dataset_a`, `dataset_b`, `n` choice trials, `k` won by the
+        first-shown task and `condition_idx` (0 throughout when conditions are pooled)."""
         constant = self.idata["constant_data"]
         a_idx = np.asarray(constant["task_a_idx"].values, dtype=np.int64)
+        condition = constant["condition_idx"].values if "condition_idx" in constant else 0
         b_idx = np.asarray(constant["task_b_idx"].values, dtype=np.int64)
         task_ids = self.tasks["task_id"].to_numpy()
         dataset = self.tasks["dataset"].to_numpy()
@@ -91,6 +92,9 @@ class Fit:
                 "dataset_b": dataset[b_idx],
                 "n": np.asarray(constant["n_trials"].values, dtype=np.int64),
                 "k": np.asarray(self.idata["observed_data"]["first_chosen"].values, dtype=np.int64),
+                "condition_idx": np.broadcast_to(
+                    np.asarray(condition, dtype=np.int64), a_idx.shape
+                ),
             }
         )
 

@@ -134,7 +134,7 @@ def position(bias: dict[str, np.ndarray], rates: pd.DataFrame, ppc: pd.DataFrame
     return fig
 
 
-def _ppc_panel(ax, ppc: pd.DataFrame | None) -> None:
+def _ppc_panel(ax, ppc: pd.DataFrame | None, title: str = "Posterior predictive checks") -> None:
     if ppc is None or ppc.empty:
         ax.set_axis_off()
         return
@@ -150,8 +150,31 @@ def _ppc_panel(ax, ppc: pd.DataFrame | None) -> None:
     )
     ax.scatter(ppc["observed"], y, color="black", zorder=3, s=14, label="observed")
     ax.set_yticks(y, _plain_all(ppc["statistic"]), fontsize=7)
-    ax.set_title("Posterior predictive checks")
+    ax.set_title(title)
     ax.legend(fontsize=8)
+
+
+def position_replicated(table: pd.DataFrame) -> Figure:
+    """First-shown win rates, observed against their replicated 94% intervals: per dataset of
+    the first-shown task, and per ordered dataset pair (checks/ppc.py: position_rate_checks)."""
+    by_first = table[table["second_dataset"] == "all"]
+    by_pair = table[table["second_dataset"] != "all"]
+    fig = Figure(figsize=(12, 2 + 0.22 * max(len(by_pair), len(by_first))))
+    axes = fig.subplots(1, 2)
+    for ax, part, title, labels in (
+        (axes[0], by_first, "By dataset of the first-shown task", by_first["first_dataset"]),
+        (
+            axes[1],
+            by_pair,
+            "By ordered dataset pair (first, then second)",
+            by_pair["first_dataset"] + ", then " + by_pair["second_dataset"],
+        ),
+    ):
+        _ppc_panel(ax, part.assign(statistic=labels.to_numpy()).iloc[::-1], title)
+        ax.axvline(0.5, color="grey", linewidth=0.8)
+        ax.set_xlabel("first-shown win rate")
+    fig.tight_layout()
+    return fig
 
 
 def refusal(

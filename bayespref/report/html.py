@@ -19,6 +19,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from bayespref.analysis import rates as analysis
+from bayespref.checks.ppc import position_rate_checks
 from bayespref.io.atomic import make_folder, write_atomically
 from bayespref.io.tables import write_table
 from bayespref.posterior import draws as post
@@ -30,12 +31,14 @@ SECTIONS = {
     "ranked-utilities": "All tasks ranked by utility",
     "noise": "Noise",
     "position": "Position bias",
+    "position-replicated": "First-shown win rates: observed and replicated",
     "refusal": "Refusals and utility",
     "condition-shifts": "Condition shifts",
     "diagnostics": "Diagnostics",
     "spec": "Model spec",
 }
 MODELLED_CORR = "refusal_utility_corr_tasks"
+SHOWN_PAIRS = 40  # ordered dataset pairs on the page; position_ppc.csv has them all
 _STYLE = """
 body { font-family: sans-serif; max-width: 1200px; margin: 2em auto; color: #222; }
 img { max-width: 100%; border: 1px solid #ddd; }
@@ -106,6 +109,7 @@ def build_sections(
         Section("ranked-utilities", plots.ranked_utilities(utilities, colours)),
         Section("noise", plots.noise(utilities, _by_dataset(fit, "sigma_dataset"), colours)),
         _position_section(fit, files),
+        _position_replicated_section(fit, files),
         _refusal_section(fit, utilities, colours, files, refusal_rates),
     ]
     shifts = fit.params[fit.params["name"].str.startswith("condition_shift[")]
@@ -134,11 +138,43 @@ def _by_dataset(fit: Fit, name: str) -> dict[str, np.ndarray]:
 def _position_section(fit: Fit, files: Path) -> Section:
     rates = analysis.position_win_rates(fit.cells)
     write_table(rates, files / "position_win_rates.csv")
-    bias, per_dataset = post.position(fit.posterior)
-    named = dict(zip(fit.datasets, bias, strict=True)) if per_dataset else {"global": bias}
+    bias, scope = post.position(fit.posterior)
+    if scope == "pair":  # the datasets' terms; the pairs' show in the next section's rates
+        bias = post.draws(fit.posterior, "position_bias_dataset")
+    named = {"global": bias} if scope == "global" else dict(zip(fit.datasets, bias, strict=True))
     if fit.spec.position == "none":
         named = {}
     return Section("position", plots.position(named, rates, fit.ppc), _table(rates))
+
+
+def _position_replicated_section(fit: Fit, files: Path) -> Section:
+    table = position_rate_checks(fit, fit.cells)
+    write_table(table, files / "position_ppc.csv")
+    shown = farthest_pairs(table, SHOWN_PAIRS)
+    note = (
+        "<p>Share of choice trials won by the first-shown task, per dataset of the first-shown "
+        "task and per ordered pair of datasets, against the same share in choices replicated "
+        "from the posterior given each cell's trial count (mean and 94% interval). Rates across "
+        "datasets mix position with the datasets' utility gap; the model replicates both."
+    )
+    if len(shown) < len(table):
+        note += (
+            f" Shown: the {SHOWN_PAIRS} ordered pairs farthest from their replicates (in "
+            "interval widths); all are in position_ppc.csv."
+        )
+    body = note + "</p>" + _table(shown)
+    return Section("position-replicated", plots.position_replicated(shown), body)
+
+
+def farthest_pairs(table: pd.DataFrame, limit: int) -> pd.DataFrame:
+    """The rows per first-shown dataset and at most `limit` ordered-pair rows, those whose
+    observed rate is farthest from the replicated mean in units of the interval's width."""
+    pairs = table["second_dataset"] != "all"
+    if pairs.sum() <= limit:
+        return table
+    width = (table["replicated_high"] - table["replicated_low"]).clip(lower=1e-9)
+    distance = (table["observed"] - table["replicated_mean"]).abs() / width
+    return table[~pairs | table.index.isin(distance[pairs].nlargest(limit).index)]
 
 
 def _refusal_section(

@@ -62,11 +62,12 @@ class SimulatedEngine:
     """Answers as the model's choice formula says, from a truth written by `write_simulation`.
 
     P(first chosen) = lapse / 2 + (1 - lapse) * Phi(z), with z = (mu_a + shift_a - mu_b - shift_b
-    + position_bias) / sqrt(sigma_a^2 + sigma_b^2); the position bias is global or the mean of
-    the two datasets' biases, and the shift is the request's condition's utility shift for the
-    task's dataset ('default' has none; the truth's other conditions are 'condition_1', ...). A
-    trial is refused with probability expit of the pair's mean refusal logit, and is unparsed at
-    the truth's unparsed rate. Each answer depends only on its request's seed, so reruns give the
+    + position_bias) / sqrt(sigma_a^2 + sigma_b^2); the position bias is global, the mean of
+    the two datasets' biases or the ordered pair's (first's dataset, second's), and the shift
+    is the request's condition's utility shift for the task's dataset ('default' has none; the
+    truth's other conditions are 'condition_1', ...). A trial is refused with probability expit
+    of the pair's mean refusal logit, and is unparsed at the truth's unparsed rate. Each answer
+    depends only on its request's seed, so reruns give the
     same answers.
     """
 
@@ -86,10 +87,16 @@ class SimulatedEngine:
         self.refusal_logit = truth["refusal_logit"].to_numpy(dtype=float)
         datasets = list(parameters.get("datasets") or sorted(truth["dataset"].unique()))
         self.dataset_idx = truth["dataset"].map({d: i for i, d in enumerate(datasets)}).to_numpy()
+        by_pair = parameters.get("position_bias_by_pair")
         by_dataset = parameters.get("position_bias_by_dataset")
-        self.position_by_dataset = by_dataset is not None
+        self.position_scope = (
+            "pair" if by_pair is not None else "dataset" if by_dataset is not None else "global"
+        )
         self.position = np.asarray(
-            by_dataset if self.position_by_dataset else parameters["position_bias"], dtype=float
+            {"pair": by_pair, "dataset": by_dataset}.get(
+                self.position_scope, parameters["position_bias"]
+            ),
+            dtype=float,
         )
         shifts = [np.zeros(len(datasets)), *parameters.get("condition_shifts", [])]
         self.shifts = np.vstack(shifts)
@@ -103,7 +110,7 @@ class SimulatedEngine:
         a, b = (self.index[task] for task in request.task_ids)
         utility = self.utility(request.condition)
         z = first_choice_z(
-            utility, self.sigma, self.position, a, b, self.dataset_idx, self.position_by_dataset
+            utility, self.sigma, self.position, a, b, self.dataset_idx, self.position_scope
         )
         p_first = float(first_choice_probability(np.asarray(z), "probit", self.lapse))
         refused, unparsed, first = rng.random(3) < [
