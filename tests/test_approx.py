@@ -158,3 +158,19 @@ def test_nearly_deterministic_choices_fail_the_diagnostics():
     assert result.diagnostics.measures["near_certain_share"] > 0.5
     assert not result.diagnostics.passed
     assert any("too narrow; use NUTS" in reason for reason in result.diagnostics.reasons)
+
+
+def test_pair_effect_models_are_refused_before_any_sampling(small_simulation, tmp_path):
+    """At the joint mode pair effects absorb each pair's choices, so approx is refused for them
+    (benchmarks/approx_coverage.py), from Python and the command line, and nothing is written."""
+    bp.write_simulation(small_simulation, tmp_path / "sim")
+    out = tmp_path / "pairs"
+    comparisons = tmp_path / "sim" / "comparisons.csv"
+    with pytest.raises(bp.FitError, match="pair effects .* use NUTS"):
+        bp.fit(comparisons, model="hierarchical-pair", method="approx", out=out)
+    result = CliRunner().invoke(
+        app, ["fit", str(comparisons), "--model", "hierarchical-pair-dataset",
+              "--method", "approx", "--out", str(out)],
+    )  # fmt: skip
+    assert result.exit_code != 0 and "which the Laplace approximation cannot fit" in result.output
+    assert "Traceback" not in result.output and not out.exists()

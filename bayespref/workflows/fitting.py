@@ -308,6 +308,11 @@ def fit_data(
     data."""
     if method not in METHODS:
         raise FitError(f"unknown method '{method}'; choose one of {', '.join(METHODS)}")
+    if method == "approx":
+        from bayespref.inference.approx import unsupported
+
+        if reason := unsupported(spec):
+            raise FitError(reason)
     if data.completion_refusals is not None:
         _require_modelled_refusals(spec)
     settings = settings or SamplerSettings()
