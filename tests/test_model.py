@@ -189,3 +189,35 @@ def test_overdispersion_needs_probit_and_leaves_earlier_spec_hashes_alone():
         ModelSpec(overdispersion="pair", link="logit")
     assert "overdispersion" not in ModelSpec().to_dict()
     assert ModelSpec(overdispersion="pair").to_dict()["overdispersion"] == "pair"
+
+
+def test_per_task_noise_has_its_dataset_level_as_geometric_mean(tiny_data):
+    _, data = tiny_data
+    model = build_model(ModelSpec(noise="per-task"), data)
+    rng = np.random.default_rng(3)
+    point = {n: v + rng.normal(size=np.shape(v)) for n, v in model.initial_point().items()}
+    sigma, sigma_dataset = evaluate(model, ["sigma", "sigma_dataset"], point)
+    group = data.task_dataset_idx
+    geometric = np.exp(np.bincount(group, np.log(sigma)) / np.bincount(group))
+    np.testing.assert_allclose(geometric, sigma_dataset, rtol=1e-9)
+    assert np.prod(sigma_dataset) == pytest.approx(1.0)
+    assert np.std(np.log(sigma)) > 0.1  # the tasks do differ within datasets
+
+
+def test_per_task_lapse_likelihood_equals_direct_computation(tiny_data):
+    _, data = tiny_data
+    model = build_model(ModelSpec(lapse="per-task"), data)
+    rng = np.random.default_rng(4)
+    point = {n: v + rng.normal(0, 0.5, np.shape(v)) for n, v in model.initial_point().items()}
+    names = ["mu", "sigma_dataset", "position_bias_dataset", "lapse_task", "lapse_dataset"]
+    mu, sigma, bias, lapse, lapse_dataset = evaluate(model, names, point)
+    cells, td = data.cells, data.task_dataset_idx
+    a, b, n, k = (cells[c].to_numpy() for c in ("a_idx", "b_idx", "n", "k"))
+    z = (mu[a] - mu[b] + (bias[td[a]] + bias[td[b]]) / 2) / np.hypot(sigma[td[a]], sigma[td[b]])
+    eps = (lapse[a] + lapse[b]) / 2
+    p = eps / 2 + (1 - eps) * np.exp(log_ndtr(z))
+    expected = gammaln(n + 1) - gammaln(k + 1) - gammaln(n - k + 1)
+    expected += k * np.log(p) + (n - k) * np.log1p(-p)
+    observed = model.compile_logp(vars=[model["first_chosen"]], sum=False)(point)[0]
+    np.testing.assert_allclose(observed, expected, rtol=1e-8)
+    np.testing.assert_allclose(lapse_dataset, np.bincount(td, lapse) / np.bincount(td))

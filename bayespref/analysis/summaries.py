@@ -39,14 +39,18 @@ def utilities_table(
     With condition shifts there is one row per (task, condition) and a `condition` column;
     `n_trials` is then shaped (condition, task). With modelled refusals, the per-task refusal
     propensity (logit scale) is added as `refusal_mean`, `refusal_sd`, `refusal_low`,
-    `refusal_high`."""
+    `refusal_high`; with a per-task lapse, the task's lapse rate as `lapse_mean`, `lapse_sd`,
+    `lapse_low`, `lapse_high`."""
     sigma = _interval(post.task_sigma(posterior, tasks["dataset_idx"].to_numpy()))
     base = pd.DataFrame({"task_id": tasks["task_id"].to_numpy(), "dataset": tasks["dataset"]})
     base = base.assign(sigma_mean=sigma["mean"], sigma_sd=sigma["sd"])
     if "refusal_propensity" in posterior:
         refusal = _interval(post.draws(posterior, "refusal_propensity"))
         base = base.assign(**{f"refusal_{key}": value for key, value in refusal.items()})
-    extra = [column for column in base.columns if column.startswith("refusal_")]
+    if "lapse_task" in posterior:
+        lapse = _interval(post.draws(posterior, "lapse_task"))
+        base = base.assign(**{f"lapse_{key}": value for key, value in lapse.items()})
+    extra = [c for c in base.columns if c.startswith(("refusal_", "lapse_"))]
     if "mu_condition" not in posterior:
         mu = _interval(post.draws(posterior, "mu"))
         table = base.assign(**{f"mu_{key}": value for key, value in mu.items()})
@@ -84,3 +88,15 @@ def params_table(posterior: xr.Dataset, r_hat: xr.Dataset, ess_bulk: xr.Dataset)
             low, high = np.quantile(row, INTERVAL_TAILS)
             rows.append([label, row.mean(), row.std(ddof=1), low, high, float(rh), float(ess)])
     return pd.DataFrame(rows, columns=PARAM_COLUMNS)
+
+
+def noise_by_dataset(posterior: xr.Dataset, datasets: list[str]) -> pd.DataFrame:
+    """Per dataset, the posterior mean and 94% interval of its noise level `sigma_dataset` (the
+    geometric mean of its tasks' noise under per-task noise) and, with a per-task lapse, of the
+    mean lapse rate of its tasks. Empty when noise is shared and there is no per-task lapse."""
+    table = pd.DataFrame({"dataset": datasets})
+    for name, prefix in (("sigma_dataset", "sigma"), ("lapse_dataset", "lapse")):
+        if name in posterior:
+            values = _interval(post.draws(posterior, name))
+            table = table.assign(**{f"{prefix}_{key}": values[key] for key in values})
+    return table if len(table.columns) > 1 else table.iloc[:0]

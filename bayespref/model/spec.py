@@ -20,7 +20,7 @@ OPTIONS: dict[str, tuple[str, ...]] = {
     "parameterization": ("centered", "non-centered"),
     "refusal": ("excluded", "modelled", "second-wins"),
     "conditions": ("pooled", "shifts"),
-    "lapse": ("none", "estimated"),
+    "lapse": ("none", "estimated", "per-task"),
     "overdispersion": ("none", "pair", "pair-by-dataset"),
 }
 # Keys added after fits were saved: left out of a spec's dict (and hash) at their default, so

@@ -16,6 +16,7 @@ INTERNAL = (
     "condition_task_offset",
     "refusal_offset",
     "pair_offset",
+    "lapse_offset",
 )
 
 

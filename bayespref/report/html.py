@@ -19,6 +19,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from bayespref.analysis import rates as analysis
+from bayespref.analysis import summaries
 from bayespref.io.atomic import make_folder, write_atomically
 from bayespref.io.tables import write_table
 from bayespref.posterior import draws as post
@@ -104,7 +105,7 @@ def build_sections(
             plots.utilities_by_dataset(_by_dataset(fit, "dataset_mean"), utilities, colours),
         ),
         Section("ranked-utilities", plots.ranked_utilities(utilities, colours)),
-        Section("noise", plots.noise(utilities, _by_dataset(fit, "sigma_dataset"), colours)),
+        _noise_section(fit, utilities, colours, files),
         _position_section(fit, files),
         _refusal_section(fit, utilities, colours, files, refusal_rates),
     ]
@@ -129,6 +130,22 @@ def _by_dataset(fit: Fit, name: str) -> dict[str, np.ndarray]:
     if name not in fit.posterior:
         return {}
     return dict(zip(fit.datasets, post.draws(fit.posterior, name), strict=True))
+
+
+def _noise_section(fit: Fit, utilities: pd.DataFrame, colours: dict, files: Path) -> Section:
+    table = summaries.noise_by_dataset(fit.posterior, fit.datasets)
+    figure = plots.noise(utilities, _by_dataset(fit, "sigma_dataset"), colours)
+    if table.empty:
+        return Section("noise", figure)
+    write_table(table, files / "noise_by_dataset.csv")
+    note = (
+        "<p>Noise sigma by dataset (utilities are in units of the geometric mean of the "
+        "datasets' noise)"
+        + (" and the mean lapse rate of its tasks" if "lapse_mean" in table else "")
+        + ", posterior mean and 94% interval. Near-deterministic choices identify these "
+        "weakly: see the README's noise analysis before reading differences.</p>"
+    )
+    return Section("noise", figure, note + _table(table))
 
 
 def _position_section(fit: Fit, files: Path) -> Section:
