@@ -79,7 +79,7 @@ def small_report(small_fit_dir, tmp_path_factory):
     return out
 
 
-def test_report_of_the_default_model_is_self_contained(small_report):
+def test_report_of_the_default_model_is_self_contained(small_report, small_fit_dir):
     page = parse(small_report)
     assert page.sections == ALWAYS  # no condition shifts without the term
     assert_embedded(page)
@@ -91,6 +91,14 @@ def test_report_of_the_default_model_is_self_contained(small_report):
     assert "max_r_hat" in text and "&quot;refusal&quot;: &quot;excluded&quot;" in text
     rates = pd.read_csv(files / "position_win_rates.csv")
     assert rates["group"].iloc[0] == "all" and rates["trials"].iloc[0] > 0
+    noise = pd.read_csv(files / "noise_by_dataset.csv")
+    params = bp.load_fit(small_fit_dir).params.set_index("name")
+    for row in noise.itertuples():
+        named = params.loc[f"sigma_dataset[{row.dataset}]"]
+        assert (row.sigma_mean, row.sigma_low, row.sigma_high) == pytest.approx(
+            (named["mean"], named["low"], named["high"])
+        )
+    assert "sigma_mean" in text and "lapse_mean" not in text
 
 
 def test_report_shows_modelled_refusals_and_condition_shifts(refusal_conditions_fit_dir, tmp_path):
@@ -180,3 +188,28 @@ def test_position_figure_says_when_the_model_has_no_position_term():
     rates = pd.DataFrame({"group": ["all"], "rate": [0.5], "low": [0.4], "high": [0.6]})
     figure = plots.position({}, rates, None)
     assert "no position term" in [text.get_text() for text in figure.axes[0].texts]
+
+
+def test_noise_by_dataset_gives_each_dataset_its_level_and_lapse_with_intervals():
+    import xarray as xr
+
+    from bayespref.analysis.summaries import noise_by_dataset
+
+    draws = np.arange(1.0, 101.0).reshape(1, 100)  # one chain, draws 1..100
+    posterior = xr.Dataset(
+        {
+            "sigma_dataset": (("chain", "draw", "dataset"), np.stack([draws, 2 * draws], -1)),
+            "lapse_dataset": (("chain", "draw", "dataset"), np.stack([draws, draws], -1) / 1000),
+            "dataset_spread": (("chain", "draw", "dataset"), np.stack([draws, draws], -1) * 3),
+        },
+        coords={"dataset": ["x", "y"]},
+    )
+    table = noise_by_dataset(posterior, ["x", "y"]).set_index("dataset")
+    assert table.loc["x", "sigma_mean"] == 50.5 and table.loc["y", "sigma_mean"] == 101.0
+    assert table.loc["x", "sigma_low"] == pytest.approx(np.quantile(draws, 0.03))
+    assert table.loc["y", "lapse_high"] == pytest.approx(np.quantile(draws, 0.97) / 1000)
+    # spread over sigma is computed draw by draw: exactly 3 and 1.5 here
+    assert table.loc["x", "spread_over_sigma_low"] == table.loc["x", "spread_over_sigma_high"] == 3
+    assert table.loc["y", "spread_over_sigma_mean"] == pytest.approx(1.5)
+    shared = xr.Dataset({"mu": (("chain", "draw", "task"), np.zeros((1, 3, 2)))})
+    assert noise_by_dataset(shared, ["x"]).empty

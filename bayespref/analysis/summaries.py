@@ -91,12 +91,20 @@ def params_table(posterior: xr.Dataset, r_hat: xr.Dataset, ess_bulk: xr.Dataset)
 
 
 def noise_by_dataset(posterior: xr.Dataset, datasets: list[str]) -> pd.DataFrame:
-    """Per dataset, the posterior mean and 94% interval of its noise level `sigma_dataset` (the
-    geometric mean of its tasks' noise under per-task noise) and, with a per-task lapse, of the
-    mean lapse rate of its tasks. Empty when noise is shared and there is no per-task lapse."""
+    """Per dataset, the posterior mean and 94% interval of its noise level `sigma_*` (the
+    geometric mean of its tasks' noise under per-task noise), of its utility spread in units of
+    its own noise `spread_over_sigma_*` (what choices within the dataset identify even when its
+    noise and spread trade off) and, with a per-task lapse, of its tasks' mean lapse rate
+    `lapse_*`. Empty when noise is shared and there is no per-task lapse."""
     table = pd.DataFrame({"dataset": datasets})
-    for name, prefix in (("sigma_dataset", "sigma"), ("lapse_dataset", "lapse")):
-        if name in posterior:
-            values = _interval(post.draws(posterior, name))
-            table = table.assign(**{f"{prefix}_{key}": values[key] for key in values})
+    wanted = ("sigma_dataset", "dataset_spread", "lapse_dataset")
+    found = {name: post.draws(posterior, name) for name in wanted if name in posterior}
+    columns = {"sigma": found.get("sigma_dataset")}
+    if "sigma_dataset" in found and "dataset_spread" in found:
+        columns["spread_over_sigma"] = found["dataset_spread"] / found["sigma_dataset"]
+    columns["lapse"] = found.get("lapse_dataset")
+    for prefix, values in columns.items():
+        if values is not None:
+            summary = _interval(values)
+            table = table.assign(**{f"{prefix}_{key}": summary[key] for key in summary})
     return table if len(table.columns) > 1 else table.iloc[:0]

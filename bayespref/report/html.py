@@ -139,11 +139,12 @@ def _noise_section(fit: Fit, utilities: pd.DataFrame, colours: dict, files: Path
         return Section("noise", figure)
     write_table(table, files / "noise_by_dataset.csv")
     note = (
-        "<p>Noise sigma by dataset (utilities are in units of the geometric mean of the "
-        "datasets' noise)"
-        + (" and the mean lapse rate of its tasks" if "lapse_mean" in table else "")
-        + ", posterior mean and 94% interval. Near-deterministic choices identify these "
-        "weakly: see the README's noise analysis before reading differences.</p>"
+        "<p>By dataset, posterior mean and 94% interval: the noise sigma (utilities are in units "
+        "of the geometric mean of the datasets' noise), the utility spread in units of the "
+        "dataset's own noise (how deterministic choices within it are)"
+        + (", and the mean lapse rate of its tasks" if "lapse_mean" in table else "")
+        + ". With nearly deterministic choices a dataset's noise trades off against its utility "
+        "spread, so read noise differences with the README's noise section.</p>"
     )
     return Section("noise", figure, note + _table(table))
 
