@@ -97,6 +97,8 @@ def first_choice_draws(
     pair_sd = post.draws(posterior, "pair_sd") if "pair_sd" in posterior else None
     if "pair_sd_dataset" in posterior:
         pair_sd = post.draws(posterior, "pair_sd_dataset")[task_dataset]  # (task, draws)
+    if "pair_sd_task" in posterior:
+        pair_sd = post.draws(posterior, "pair_sd_task")
     if "mu_condition" in posterior:
         # Flatten (condition, task) rows as the model does.
         n_conditions, n_tasks = len(fit.conditions), len(task_dataset)

@@ -261,11 +261,13 @@ def _refusal(mu, standardised, task_dataset, a_idx, b_idx, cells) -> None:
     )
 
 
-def _pair_effect(spec: ModelSpec, cells: pd.DataFrame, n_tasks: int, task_dataset):
+def _pair_effect(spec: ModelSpec, data: ChoiceData, cells: pd.DataFrame, task_dataset):
     """Each cell's pair effect, in noise units: one Normal(0, sd) effect per unordered pair and
     condition, favouring the same task in both orders and shared by every repeat, so a pair's
     repeats are not independent evidence about the two utilities. With 'pair-by-dataset' a pair
-    of datasets d, e has sd^2 = (pair_sd_d^2 + pair_sd_e^2) / 2."""
+    of datasets d, e has sd^2 = (pair_sd_d^2 + pair_sd_e^2) / 2, with 'pair-by-task' a pair of
+    tasks i, j has sd^2 = (pair_sd_i^2 + pair_sd_j^2) / 2."""
+    n_tasks = len(data.tasks)
     a, b = cells["a_idx"].to_numpy(np.int64), cells["b_idx"].to_numpy(np.int64)
     low, high = np.minimum(a, b), np.maximum(a, b)
     condition = cells["condition_idx"].to_numpy(np.int64) if "condition_idx" in cells else 0
@@ -276,8 +278,25 @@ def _pair_effect(spec: ModelSpec, cells: pd.DataFrame, n_tasks: int, task_datase
         sd = pm.HalfNormal("pair_sd", PRIORS["pair_sd"])
     else:
         by_dataset = pm.HalfNormal("pair_sd_dataset", PRIORS["pair_sd"], dims="dataset")
-        sd = pt.sqrt((by_dataset[task_dataset[a]] ** 2 + by_dataset[task_dataset[b]] ** 2) / 2)
+        by_task = by_dataset[task_dataset]
+        if spec.overdispersion == "pair-by-task":
+            by_task = _pair_sd_by_task(data, by_dataset, task_dataset)
+        sd = pt.sqrt((by_task[a] ** 2 + by_task[b] ** 2) / 2)
     return sd * offset[pair_idx] * np.where(a == low, 1.0, -1.0)
+
+
+def _pair_sd_by_task(data: ChoiceData, by_dataset, task_dataset) -> pt.TensorVariable:
+    """Each task's pair-effect sd: its dataset's times exp(spread x offset), the log offsets
+    summing to zero within each dataset (so `pair_sd_dataset` is the geometric mean of its
+    tasks'). The sd measures how far the task's pairs stray from the utility order, consistently
+    over their repeats: task-level inconsistency, with the noise unit still set by repeats."""
+    group, dependent = _free_tasks(data)
+    spread = pm.HalfNormal("pair_sd_spread", PRIORS["pair_sd_spread_sd"])
+    free = pm.Normal("pair_sd_offset", 0.0, 1.0, dims="free_task")
+    offset = _zero_sum_within(free, group, dependent, len(data.datasets))
+    return pm.Deterministic(
+        "pair_sd_task", by_dataset[task_dataset] * pt.exp(spread * offset), dims="task"
+    )
 
 
 def build_model(spec: ModelSpec, data: ChoiceData) -> pm.Model:
@@ -337,7 +356,7 @@ def build_model(spec: ModelSpec, data: ChoiceData) -> pm.Model:
         with_lapse = spec.lapse != "none"
         lapse = _lapse(spec, data, task_dataset, a_idx, b_idx)
         if spec.overdispersion != "none":
-            effect = _pair_effect(spec, cells, n_tasks, task_dataset)
+            effect = _pair_effect(spec, data, cells, task_dataset)
             z = z + effect / pt.sqrt(sigma[first] ** 2 + sigma[second] ** 2)
         pm.CustomDist(
             "first_chosen",

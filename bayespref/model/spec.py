@@ -21,7 +21,7 @@ OPTIONS: dict[str, tuple[str, ...]] = {
     "refusal": ("excluded", "modelled", "second-wins"),
     "conditions": ("pooled", "shifts"),
     "lapse": ("none", "estimated", "per-task"),
-    "overdispersion": ("none", "pair", "pair-by-dataset"),
+    "overdispersion": ("none", "pair", "pair-by-dataset", "pair-by-task"),
 }
 # Keys added after fits were saved: left out of a spec's dict (and hash) at their default, so
 # those fits still load.

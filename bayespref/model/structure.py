@@ -30,6 +30,7 @@ PRIORS = {
     "lapse_logit_sd": 1.5,
     "lapse_spread_sd": 1.0,
     "pair_sd": 5.0,  # a pair's effect shared by its repeats, in noise units (as spreads)
+    "pair_sd_spread_sd": 0.5,  # spread of log pair-effect sd between tasks of a dataset
 }
 
 

@@ -17,6 +17,7 @@ INTERNAL = (
     "refusal_offset",
     "pair_offset",
     "lapse_offset",
+    "pair_sd_offset",
 )
 
 
