@@ -144,16 +144,18 @@ def test_hierarchy_prior_is_normal_deviations_around_zero_sum_dataset_means(para
     assert np.mean(standardised, axis=0) == pytest.approx(np.zeros(40), abs=0.06)
 
 
-@pytest.mark.parametrize("overdispersion", ["pair", "pair-by-dataset"])
+@pytest.mark.parametrize("overdispersion", ["pair", "pair-by-dataset", "pair-by-task"])
 def test_pair_effect_is_shared_by_both_orders_and_every_repeat_of_a_pair(overdispersion):
     simulation = bp.simulate(n_tasks=12, n_datasets=3, n_comparisons=120, repeats=6, seed=0)
     data = bp.load_choice_data(simulation.comparisons, simulation.tasks)
     cells = data.cells
     assert (cells.groupby(["a_idx", "b_idx"]).size() == 1).all()
-    model = build_model(ModelSpec(overdispersion=overdispersion), data)
+    model = build_model(ModelSpec(overdispersion=overdispersion, position="global"), data)
     rng = np.random.default_rng(0)
     point = {n: v + rng.normal(0, 0.5, np.shape(v)) for n, v in model.initial_point().items()}
-    sd_name = "pair_sd" if overdispersion == "pair" else "pair_sd_dataset"
+    sd_name = {"pair": "pair_sd", "pair-by-dataset": "pair_sd_dataset"}.get(
+        overdispersion, "pair_sd_task"
+    )
     mu, sigma, bias, offset, pair_sd = evaluate(
         model, ["mu", "sigma_dataset", "position_bias", "pair_offset", sd_name], point
     )
@@ -172,11 +174,8 @@ def test_pair_effect_is_shared_by_both_orders_and_every_repeat_of_a_pair(overdis
             for x, y in zip(a, b, strict=True)
         ]
     )
-    sd = (
-        pair_sd
-        if overdispersion == "pair"
-        else np.sqrt((pair_sd[td[a]] ** 2 + pair_sd[td[b]] ** 2) / 2)
-    )
+    by_task = pair_sd[td] if overdispersion == "pair-by-dataset" else pair_sd
+    sd = pair_sd if overdispersion == "pair" else np.sqrt((by_task[a] ** 2 + by_task[b] ** 2) / 2)
     z = (mu[a] - mu[b] + bias + sd * effect) / np.hypot(sigma[td[a]], sigma[td[b]])
     expected = gammaln(n + 1) - gammaln(k + 1) - gammaln(n - k + 1)
     expected += k * log_ndtr(z) + (n - k) * log_ndtr(-z)
@@ -221,3 +220,15 @@ def test_per_task_lapse_likelihood_equals_direct_computation(tiny_data):
     observed = model.compile_logp(vars=[model["first_chosen"]], sum=False)(point)[0]
     np.testing.assert_allclose(observed, expected, rtol=1e-8)
     np.testing.assert_allclose(lapse_dataset, np.bincount(td, lapse) / np.bincount(td))
+
+
+def test_pair_sd_by_task_has_its_dataset_level_as_geometric_mean(tiny_data):
+    _, data = tiny_data
+    model = build_model(ModelSpec(overdispersion="pair-by-task"), data)
+    rng = np.random.default_rng(5)
+    point = {n: v + rng.normal(size=np.shape(v)) for n, v in model.initial_point().items()}
+    by_task, by_dataset = evaluate(model, ["pair_sd_task", "pair_sd_dataset"], point)
+    group = data.task_dataset_idx
+    geometric = np.exp(np.bincount(group, np.log(by_task)) / np.bincount(group))
+    np.testing.assert_allclose(geometric, by_dataset, rtol=1e-9)
+    assert np.std(np.log(by_task)) > 0.1
