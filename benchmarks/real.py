@@ -18,6 +18,7 @@ the training split are dropped (counted in `dropped_trials`).
 Usage:
     python benchmarks/real.py [--comparisons PATH] [--seeds 0,1] [--models hierarchical,...]
                               [--draws 1000] [--save-fits DIR] [--out benchmarks/results/real.csv]
+                              [--prior sigma_spread_sd=0.1 ...]
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from heldout import score, split_pairs
 import bayespref as bp
 from bayespref.analysis.baselines import fit_reference
 from bayespref.model.spec import DEFAULT_MODEL, available_models
+from bayespref.model.structure import PRIORS
 from bayespref.posterior import draws as post
 
 REAL = Path(__file__).resolve().parents[2] / "shared/real/gemma3_27b_persona_500/comparisons.csv"
@@ -246,7 +248,19 @@ def main() -> None:
         help="compare the file's statistics with the realistic preset (two more default fits)",
     )
     parser.add_argument("--out", type=Path, default=RESULTS / "real.csv")
+    parser.add_argument(
+        "--prior",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="set a prior scale of the model builder (a key of PRIORS), for prior sensitivity",
+    )
     args = parser.parse_args()
+    for setting in args.prior:
+        name, value = setting.split("=")
+        if name not in PRIORS:
+            parser.error(f"--prior: unknown prior '{name}' (known: {', '.join(PRIORS)})")
+        PRIORS[name] = float(value)
     if not args.comparisons.exists():
         print(
             f"skipped: no comparisons file at {args.comparisons} (the real development set lives "

@@ -216,7 +216,11 @@ def test_per_task_noise_samples_without_divergences():
     assert (result.utilities["sigma_sd"] > 0).all()
     params = result.params.set_index("name")
     sigma_dataset = params.filter(like="sigma_dataset", axis=0)
-    truth = np.array(simulation.parameters["sigma_dataset"])
+    # the model's dataset level is the geometric mean of its tasks' noise, in the unit of the
+    # geometric mean over all tasks
+    log_sigma = np.log(simulation.truth["sigma"])
+    by_dataset = log_sigma.groupby(simulation.truth["dataset"]).mean()
+    truth = np.exp(by_dataset - by_dataset.mean()).to_numpy()
     assert ((sigma_dataset["low"] <= truth) & (truth <= sigma_dataset["high"])).all()
     assert params.loc["sigma_spread", "low"] <= 0.3 <= params.loc["sigma_spread", "high"]
     merged = result.utilities.merge(simulation.truth, on="task_id")

@@ -167,7 +167,7 @@ def test_hierarchy_prior_is_normal_deviations_around_zero_sum_dataset_means(para
     assert np.mean(standardised, axis=0) == pytest.approx(np.zeros(40), abs=0.06)
 
 
-@pytest.mark.parametrize("overdispersion", ["pair", "pair-by-dataset"])
+@pytest.mark.parametrize("overdispersion", ["pair", "pair-by-dataset", "pair-by-task"])
 def test_pair_effect_is_shared_by_both_orders_and_every_repeat_of_a_pair(overdispersion):
     simulation = bp.simulate(n_tasks=12, n_datasets=3, n_comparisons=120, repeats=6, seed=0)
     data = bp.load_choice_data(simulation.comparisons, simulation.tasks)
@@ -176,7 +176,9 @@ def test_pair_effect_is_shared_by_both_orders_and_every_repeat_of_a_pair(overdis
     model = build_model(ModelSpec(overdispersion=overdispersion, position="global"), data)
     rng = np.random.default_rng(0)
     point = {n: v + rng.normal(0, 0.5, np.shape(v)) for n, v in model.initial_point().items()}
-    sd_name = "pair_sd" if overdispersion == "pair" else "pair_sd_dataset"
+    sd_name = {"pair": "pair_sd", "pair-by-dataset": "pair_sd_dataset"}.get(
+        overdispersion, "pair_sd_task"
+    )
     mu, sigma, bias, offset, pair_sd = evaluate(
         model, ["mu", "sigma_dataset", "position_bias", "pair_offset", sd_name], point
     )
@@ -195,11 +197,8 @@ def test_pair_effect_is_shared_by_both_orders_and_every_repeat_of_a_pair(overdis
             for x, y in zip(a, b, strict=True)
         ]
     )
-    sd = (
-        pair_sd
-        if overdispersion == "pair"
-        else np.sqrt((pair_sd[td[a]] ** 2 + pair_sd[td[b]] ** 2) / 2)
-    )
+    by_task = pair_sd[td] if overdispersion == "pair-by-dataset" else pair_sd
+    sd = pair_sd if overdispersion == "pair" else np.sqrt((by_task[a] ** 2 + by_task[b] ** 2) / 2)
     z = (mu[a] - mu[b] + bias + sd * effect) / np.hypot(sigma[td[a]], sigma[td[b]])
     expected = gammaln(n + 1) - gammaln(k + 1) - gammaln(n - k + 1)
     expected += k * log_ndtr(z) + (n - k) * log_ndtr(-z)
@@ -212,3 +211,47 @@ def test_overdispersion_needs_probit_and_leaves_earlier_spec_hashes_alone():
         ModelSpec(overdispersion="pair", link="logit")
     assert "overdispersion" not in ModelSpec().to_dict()
     assert ModelSpec(overdispersion="pair").to_dict()["overdispersion"] == "pair"
+
+
+def test_per_task_noise_has_its_dataset_level_as_geometric_mean(tiny_data):
+    _, data = tiny_data
+    model = build_model(ModelSpec(noise="per-task"), data)
+    rng = np.random.default_rng(3)
+    point = {n: v + rng.normal(size=np.shape(v)) for n, v in model.initial_point().items()}
+    sigma, sigma_dataset = evaluate(model, ["sigma", "sigma_dataset"], point)
+    group = data.task_dataset_idx
+    geometric = np.exp(np.bincount(group, np.log(sigma)) / np.bincount(group))
+    np.testing.assert_allclose(geometric, sigma_dataset, rtol=1e-9)
+    assert np.prod(sigma_dataset) == pytest.approx(1.0)
+    assert np.std(np.log(sigma)) > 0.1  # the tasks do differ within datasets
+
+
+def test_per_task_lapse_likelihood_equals_direct_computation(tiny_data):
+    _, data = tiny_data
+    model = build_model(ModelSpec(lapse="per-task"), data)
+    rng = np.random.default_rng(4)
+    point = {n: v + rng.normal(0, 0.5, np.shape(v)) for n, v in model.initial_point().items()}
+    names = ["mu", "sigma_dataset", "position_bias_dataset", "lapse_task", "lapse_dataset"]
+    mu, sigma, bias, lapse, lapse_dataset = evaluate(model, names, point)
+    cells, td = data.cells, data.task_dataset_idx
+    a, b, n, k = (cells[c].to_numpy() for c in ("a_idx", "b_idx", "n", "k"))
+    z = (mu[a] - mu[b] + (bias[td[a]] + bias[td[b]]) / 2) / np.hypot(sigma[td[a]], sigma[td[b]])
+    eps = (lapse[a] + lapse[b]) / 2
+    p = eps / 2 + (1 - eps) * np.exp(log_ndtr(z))
+    expected = gammaln(n + 1) - gammaln(k + 1) - gammaln(n - k + 1)
+    expected += k * np.log(p) + (n - k) * np.log1p(-p)
+    observed = model.compile_logp(vars=[model["first_chosen"]], sum=False)(point)[0]
+    np.testing.assert_allclose(observed, expected, rtol=1e-8)
+    np.testing.assert_allclose(lapse_dataset, np.bincount(td, lapse) / np.bincount(td))
+
+
+def test_pair_sd_by_task_has_its_dataset_level_as_geometric_mean(tiny_data):
+    _, data = tiny_data
+    model = build_model(ModelSpec(overdispersion="pair-by-task"), data)
+    rng = np.random.default_rng(5)
+    point = {n: v + rng.normal(size=np.shape(v)) for n, v in model.initial_point().items()}
+    by_task, by_dataset = evaluate(model, ["pair_sd_task", "pair_sd_dataset"], point)
+    group = data.task_dataset_idx
+    geometric = np.exp(np.bincount(group, np.log(by_task)) / np.bincount(group))
+    np.testing.assert_allclose(geometric, by_dataset, rtol=1e-9)
+    assert np.std(np.log(by_task)) > 0.1

@@ -126,3 +126,37 @@ def test_lapse_rate_is_recovered():
     )
     lapse = result.params.set_index("name").loc["lapse"]
     assert lapse["low"] <= 0.05 <= lapse["high"] and lapse["high"] < 0.1
+
+
+def test_per_task_lapse_finds_the_inconsistent_tasks():
+    """Lapse rates per task (logit sd 1.5 around 4%) are recovered within their intervals, by
+    dataset and by task. Measured at seed 1: 97.5% of tasks' 94% intervals cover the truth,
+    rank correlation 0.34 between posterior means and true rates (a task's lapses show only as
+    upsets among its ~100 trials), no divergences."""
+    simulation = bp.simulate(
+        n_tasks=80,
+        n_datasets=2,
+        n_comparisons=4000,
+        repeats=2,
+        lapse_rate=0.04,
+        task_lapse_sd=1.5,
+        task_sd=2.0,
+        seed=1,
+    )
+    result = bp.fit(
+        simulation.comparisons,
+        simulation.tasks,
+        model="task-lapse",
+        settings=SETTINGS,
+        progressbar=False,
+    )
+    assert result.diagnostics.measures["divergences"] == 0
+    merged = result.utilities.merge(simulation.truth, on="task_id")
+    inside = (merged["lapse_low"] <= merged["lapse"]) & (merged["lapse"] <= merged["lapse_high"])
+    assert inside.mean() >= 0.9
+    assert merged["lapse_mean"].corr(merged["lapse"], method="spearman") > 0.2
+    truth = simulation.truth.groupby("dataset")["lapse"].mean()
+    params = result.params.set_index("name")
+    for dataset, rate in truth.items():
+        row = params.loc[f"lapse_dataset[{dataset}]"]
+        assert row["low"] <= rate <= row["high"]

@@ -73,3 +73,33 @@ def test_a_new_pair_integrates_a_new_pair_effect_out(small_simulation):
         i, j = index[a], index[b]
         scale = sigma[i] ** 2 + sigma[j] ** 2 + (pair_sd[i] ** 2 + pair_sd[j] ** 2) / 2
         assert predicted[row] == pytest.approx(ndtr((mu[i] - mu[j] + bias) / np.sqrt(scale)).mean())
+
+
+def test_per_task_lapses_and_pair_sds_enter_predictions_by_their_two_tasks(small_simulation):
+    """With lapse and pair-effect sd per task, a pair takes the mean of its tasks' lapse rates
+    and the root mean square of their pair sds."""
+    from conftest import FAST
+
+    spec = bp.ModelSpec(position="global", overdispersion="pair-by-task", lapse="per-task")
+    fit = bp.fit(
+        small_simulation.comparisons,
+        small_simulation.tasks,
+        model=spec,
+        settings=FAST,
+        progressbar=False,
+        log_likelihood=False,
+    )
+    pairs = pd.DataFrame({"task_a": ["t00000", "t00003"], "task_b": ["t00001", "t00000"]})
+    predicted = bp.predict(fit, pairs)["p_first_mean"].to_numpy()
+    index = {task: i for i, task in enumerate(fit.tasks["task_id"])}
+    sigma = post.task_sigma(fit.posterior, fit.tasks["dataset_idx"].to_numpy())
+    mu, bias = post.draws(fit.posterior, "mu"), post.draws(fit.posterior, "position_bias")
+    pair_sd = post.draws(fit.posterior, "pair_sd_task")
+    lapse = post.draws(fit.posterior, "lapse_task")
+    for row, (a, b) in enumerate(zip(pairs["task_a"], pairs["task_b"], strict=True)):
+        i, j = index[a], index[b]
+        scale = sigma[i] ** 2 + sigma[j] ** 2 + (pair_sd[i] ** 2 + pair_sd[j] ** 2) / 2
+        eps = (lapse[i] + lapse[j]) / 2
+        p = eps / 2 + (1 - eps) * ndtr((mu[i] - mu[j] + bias) / np.sqrt(scale))
+        assert predicted[row] == pytest.approx(p.mean())
+    assert {"lapse_mean", "pair_sd_mean", "pair_sd_high"} <= set(fit.utilities.columns)

@@ -79,7 +79,7 @@ def small_report(small_fit_dir, tmp_path_factory):
     return out
 
 
-def test_report_of_the_default_model_is_self_contained(small_report):
+def test_report_of_the_default_model_is_self_contained(small_report, small_fit_dir):
     page = parse(small_report)
     assert page.sections == ALWAYS  # no condition shifts without the term
     assert_embedded(page)
@@ -95,6 +95,14 @@ def test_report_of_the_default_model_is_self_contained(small_report):
     assert len(replicated) == 2 + 4  # two datasets first, four ordered pairs
     assert replicated["trials"].iloc[:2].sum() == rates["trials"].iloc[0]
     assert "second_dataset" in text  # the table is on the page too
+    noise = pd.read_csv(files / "noise_by_dataset.csv")
+    params = bp.load_fit(small_fit_dir).params.set_index("name")
+    for row in noise.itertuples():
+        named = params.loc[f"sigma_dataset[{row.dataset}]"]
+        assert (row.sigma_mean, row.sigma_low, row.sigma_high) == pytest.approx(
+            (named["mean"], named["low"], named["high"])
+        )
+    assert "sigma_mean" in text and "lapse_mean" not in text
 
 
 def test_report_shows_modelled_refusals_and_condition_shifts(refusal_conditions_fit_dir, tmp_path):
@@ -199,3 +207,28 @@ def test_page_shows_the_ordered_pairs_farthest_from_their_replicates():
     assert (shown["second_dataset"] == "all").sum() == 8 and len(shown) == 18
     assert {20, 30} <= set(shown.index)
     assert farthest_pairs(table, 64) is table
+
+
+def test_noise_by_dataset_gives_each_dataset_its_level_and_lapse_with_intervals():
+    import xarray as xr
+
+    from bayespref.analysis.summaries import noise_by_dataset
+
+    draws = np.arange(1.0, 101.0).reshape(1, 100)  # one chain, draws 1..100
+    posterior = xr.Dataset(
+        {
+            "sigma_dataset": (("chain", "draw", "dataset"), np.stack([draws, 2 * draws], -1)),
+            "lapse_dataset": (("chain", "draw", "dataset"), np.stack([draws, draws], -1) / 1000),
+            "dataset_spread": (("chain", "draw", "dataset"), np.stack([draws, draws], -1) * 3),
+        },
+        coords={"dataset": ["x", "y"]},
+    )
+    table = noise_by_dataset(posterior, ["x", "y"]).set_index("dataset")
+    assert table.loc["x", "sigma_mean"] == 50.5 and table.loc["y", "sigma_mean"] == 101.0
+    assert table.loc["x", "sigma_low"] == pytest.approx(np.quantile(draws, 0.03))
+    assert table.loc["y", "lapse_high"] == pytest.approx(np.quantile(draws, 0.97) / 1000)
+    # spread over sigma is computed draw by draw: exactly 3 and 1.5 here
+    assert table.loc["x", "spread_over_sigma_low"] == table.loc["x", "spread_over_sigma_high"] == 3
+    assert table.loc["y", "spread_over_sigma_mean"] == pytest.approx(1.5)
+    shared = xr.Dataset({"mu": (("chain", "draw", "task"), np.zeros((1, 3, 2)))})
+    assert noise_by_dataset(shared, ["x"]).empty

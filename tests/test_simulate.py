@@ -110,3 +110,17 @@ def test_impossible_designs_are_refused():
         bp.SimulationConfig(n_tasks=5, n_comparisons=100)
     with pytest.raises(ValueError, match="n_tasks"):
         bp.SimulationConfig(n_tasks=1)
+
+
+def test_task_lapse_rates_vary_around_the_lapse_rate_and_default_truths_keep_one():
+    plain = bp.simulate(n_tasks=40, n_comparisons=300, lapse_rate=0.1, seed=2)
+    assert (plain.truth["lapse"] == 0.1).all()
+    varied = bp.simulate(n_tasks=400, n_comparisons=300, lapse_rate=0.1, task_lapse_sd=1.0, seed=2)
+    logit_lapse = np.log(varied.truth["lapse"] / (1 - varied.truth["lapse"]))
+    assert logit_lapse.median() == pytest.approx(np.log(0.1 / 0.9), abs=0.15)
+    assert logit_lapse.std() == pytest.approx(1.0, abs=0.1)
+    # the extra draws come last: everything else is as without per-task rates
+    same = bp.simulate(n_tasks=400, n_comparisons=300, lapse_rate=0.1, seed=2)
+    assert varied.truth["mu"].equals(same.truth["mu"])
+    with pytest.raises(ValueError, match="task_lapse_sd"):
+        bp.SimulationConfig(task_lapse_sd=1.0)

@@ -92,9 +92,13 @@ def first_choice_draws(
     sigma = post.task_sigma(posterior, task_dataset)
     position, scope = post.position(posterior)
     lapse = post.draws(posterior, "lapse") if "lapse" in posterior else 0.0
+    task_lapse = post.draws(posterior, "lapse_task") if "lapse_task" in posterior else None
+    tasks_a, tasks_b = a_idx, b_idx
     pair_sd = post.draws(posterior, "pair_sd") if "pair_sd" in posterior else None
     if "pair_sd_dataset" in posterior:
         pair_sd = post.draws(posterior, "pair_sd_dataset")[task_dataset]  # (task, draws)
+    if "pair_sd_task" in posterior:
+        pair_sd = post.draws(posterior, "pair_sd_task")
     if "mu_condition" in posterior:
         # Flatten (condition, task) rows as the model does.
         n_conditions, n_tasks = len(fit.conditions), len(task_dataset)
@@ -115,4 +119,6 @@ def first_choice_draws(
             if np.ndim(pair_var) == 2:
                 pair_var = (pair_var[a_idx[rows]] + pair_var[b_idx[rows]]) / 2
             z = z * np.sqrt(scale / (scale + pair_var))
+        if task_lapse is not None:
+            lapse = (task_lapse[tasks_a[rows]] + task_lapse[tasks_b[rows]]) / 2
         yield rows, first_choice_probability(z, fit.spec.link, lapse)

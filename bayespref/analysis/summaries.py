@@ -39,14 +39,19 @@ def utilities_table(
     With condition shifts there is one row per (task, condition) and a `condition` column;
     `n_trials` is then shaped (condition, task). With modelled refusals, the per-task refusal
     propensity (logit scale) is added as `refusal_mean`, `refusal_sd`, `refusal_low`,
-    `refusal_high`."""
+    `refusal_high`; with a per-task lapse, the task's lapse rate as `lapse_mean`, `lapse_sd`,
+    `lapse_low`, `lapse_high`; with pair effects by task, their sd as `pair_sd_mean`, ...."""
     sigma = _interval(post.task_sigma(posterior, tasks["dataset_idx"].to_numpy()))
     base = pd.DataFrame({"task_id": tasks["task_id"].to_numpy(), "dataset": tasks["dataset"]})
     base = base.assign(sigma_mean=sigma["mean"], sigma_sd=sigma["sd"])
     if "refusal_propensity" in posterior:
         refusal = _interval(post.draws(posterior, "refusal_propensity"))
         base = base.assign(**{f"refusal_{key}": value for key, value in refusal.items()})
-    extra = [column for column in base.columns if column.startswith("refusal_")]
+    for name, prefix in (("lapse_task", "lapse"), ("pair_sd_task", "pair_sd")):
+        if name in posterior:
+            values = _interval(post.draws(posterior, name))
+            base = base.assign(**{f"{prefix}_{key}": value for key, value in values.items()})
+    extra = [c for c in base.columns if c.startswith(("refusal_", "lapse_", "pair_sd_"))]
     if "mu_condition" not in posterior:
         mu = _interval(post.draws(posterior, "mu"))
         table = base.assign(**{f"mu_{key}": value for key, value in mu.items()})
@@ -84,3 +89,25 @@ def params_table(posterior: xr.Dataset, r_hat: xr.Dataset, ess_bulk: xr.Dataset)
             low, high = np.quantile(row, INTERVAL_TAILS)
             rows.append([label, row.mean(), row.std(ddof=1), low, high, float(rh), float(ess)])
     return pd.DataFrame(rows, columns=PARAM_COLUMNS)
+
+
+def noise_by_dataset(posterior: xr.Dataset, datasets: list[str]) -> pd.DataFrame:
+    """Per dataset, the posterior mean and 94% interval of its noise level `sigma_*` (the
+    geometric mean of its tasks' noise under per-task noise), of its utility spread in units of
+    its own noise `spread_over_sigma_*` (what choices within the dataset identify even when its
+    noise and spread trade off), with a per-task lapse of its tasks' mean lapse rate `lapse_*`,
+    and with pair effects by dataset or task of their sd `pair_sd_*` (by task: the geometric
+    mean of its tasks'). Empty when noise is shared and there is no per-task lapse."""
+    table = pd.DataFrame({"dataset": datasets})
+    wanted = ("sigma_dataset", "dataset_spread", "lapse_dataset", "pair_sd_dataset")
+    found = {name: post.draws(posterior, name) for name in wanted if name in posterior}
+    columns = {"sigma": found.get("sigma_dataset")}
+    if "sigma_dataset" in found and "dataset_spread" in found:
+        columns["spread_over_sigma"] = found["dataset_spread"] / found["sigma_dataset"]
+    columns["lapse"] = found.get("lapse_dataset")
+    columns["pair_sd"] = found.get("pair_sd_dataset")
+    for prefix, values in columns.items():
+        if values is not None:
+            summary = _interval(values)
+            table = table.assign(**{f"{prefix}_{key}": summary[key] for key in summary})
+    return table if len(table.columns) > 1 else table.iloc[:0]

@@ -40,6 +40,9 @@ class SimulationConfig:
     # One tuple per condition beyond the reference 'default': its utility shift per dataset.
     condition_shifts: tuple[tuple[float, ...], ...] = ()
     lapse_rate: float = 0.0  # share of answers that ignore the tasks (a coin flip)
+    # Per-task lapse rates: logit sd between tasks around logit(lapse_rate); a pair lapses at
+    # the mean of its two tasks' rates.
+    task_lapse_sd: float = 0.0
     # An effect per unordered pair shared by all its repeats (noise units): repeats agree more
     # than new pairs of the same tasks do, as in real choices.
     pair_sd: float = 0.0
@@ -89,6 +92,8 @@ class SimulationConfig:
             raise ValueError("refusal_utility_corr must be in [-1, 1]")
         if not 0 <= self.lapse_rate <= 1:
             raise ValueError("lapse_rate must be in [0, 1]")
+        if self.task_lapse_sd < 0 or (self.task_lapse_sd > 0 and not 0 < self.lapse_rate < 1):
+            raise ValueError("task_lapse_sd must be >= 0, and > 0 only with lapse_rate in (0, 1)")
         by_dataset = [self.position_bias_by_dataset or ()] + list(self.condition_shifts)
         if any(values and len(values) != self.n_datasets for values in by_dataset):
             raise ValueError(
@@ -193,8 +198,12 @@ def simulate(config: SimulationConfig | None = None, **overrides: float) -> Simu
     scale = np.sqrt(sigma[first] ** 2 + sigma[second] ** 2)
     advantage = utility[condition, first] - utility[condition, second] + bias + pair_effect
     p_first = ndtr(advantage / scale)
+    lapse = np.full(n, config.lapse_rate)
+    if config.task_lapse_sd > 0:
+        lapse = expit(logit(config.lapse_rate) + config.task_lapse_sd * rng.normal(size=n))
     if config.lapse_rate > 0:
-        p_first = config.lapse_rate / 2 + (1 - config.lapse_rate) * p_first
+        pair_lapse = (lapse[first] + lapse[second]) / 2
+        p_first = pair_lapse / 2 + (1 - pair_lapse) * p_first
     chose_first = uniform < p_first
     choice = np.select([refused, unparsed, chose_first], ["refusal", "unparsed", "a"], "b")
     condition_names = np.array(["default"] + [f"condition_{c}" for c in range(1, n_conditions)])
@@ -229,6 +238,7 @@ def simulate(config: SimulationConfig | None = None, **overrides: float) -> Simu
             "mu": mu,
             "sigma": sigma,
             "refusal_logit": refusal_logit,
+            "lapse": lapse,
         }
     )
     parameters = {

@@ -119,13 +119,11 @@ def _utility(spec: ModelSpec, data: ChoiceData, task_dataset):
     n_datasets = len(data.datasets)
     if spec.hierarchy == "dataset":
         spread = pm.HalfNormal("dataset_spread", sigma=PRIORS["dataset_spread_sd"], dims="dataset")
-        group = data.task_dataset_idx
-        dependent = _dependent_of_group(group, _anchoring(data))
-        free_group = group[~dependent]
         # Deviations sum to zero within each dataset by construction: one free coordinate per
         # task but its dataset's dependent one (subtracting each dataset's mean from one
         # deviation per task left a direction only the prior saw: bulk ESS 18-86, real set).
-        pm.modelcontext(None).add_coord("free_task", data.tasks["task_id"].to_numpy()[~dependent])
+        group, dependent = _free_tasks(data)
+        free_group = group[~dependent]
         if spec.parameterization == "centered":
             # Sampled in units of the spreads' geometric mean: near-deterministic choices pin
             # utilities up to a common scale, and a scale change then moves this one factor
@@ -149,16 +147,34 @@ def _utility(spec: ModelSpec, data: ChoiceData, task_dataset):
     return pm.Deterministic("mu", spread * offset, dims="task"), offset
 
 
-def _noise(spec: ModelSpec, n_tasks: int, n_datasets: int, task_dataset) -> pt.TensorVariable:
+def _free_tasks(data: ChoiceData) -> tuple[np.ndarray, np.ndarray]:
+    """Each task's dataset and whether it is its dataset's dependent (zero-sum) task; adds the
+    `free_task` coord (every task but the dependent ones) to the model in context."""
+    group = data.task_dataset_idx
+    dependent = _dependent_of_group(group, _anchoring(data))
+    model = pm.modelcontext(None)
+    if "free_task" not in model.coords:
+        model.add_coord("free_task", data.tasks["task_id"].to_numpy()[~dependent])
+    return group, dependent
+
+
+def _noise(spec: ModelSpec, data: ChoiceData, task_dataset) -> pt.TensorVariable:
     """Per-task noise sigma as a vector (shared noise is the constant 1, the scale unit)."""
+    n_tasks, n_datasets = len(data.tasks), len(data.datasets)
     if spec.noise == "shared" or (spec.noise == "per-dataset" and n_datasets == 1):
         return pt.ones(n_tasks)
     log_dataset = _zero_sum_or_zero("log_sigma_dataset", PRIORS["log_sigma_dataset_sd"], n_datasets)
     sigma_dataset = pm.Deterministic("sigma_dataset", pt.exp(log_dataset), dims="dataset")
     if spec.noise == "per-dataset":
         return sigma_dataset[task_dataset]
+    # A task's log noise is its dataset's level plus an offset; the offsets sum to zero within
+    # each dataset, so sigma_dataset is the geometric mean of its tasks' noise and the unit is
+    # the geometric mean of all tasks' noise. Non-centred: near-deterministic choices say little
+    # about one task's noise, and the offsets then follow their prior's spread.
+    group, dependent = _free_tasks(data)
     spread = pm.HalfNormal("sigma_spread", sigma=PRIORS["sigma_spread_sd"])
-    offset = pm.Normal("sigma_offset", 0.0, 1.0, dims="task")
+    free = pm.Normal("sigma_offset", 0.0, 1.0, dims="free_task")
+    offset = _zero_sum_within(free, group, dependent, n_datasets)
     return pm.Deterministic(
         "sigma", pt.exp(log_dataset[task_dataset] + spread * offset), dims="task"
     )
@@ -191,6 +207,28 @@ def _position(spec: ModelSpec, n_datasets: int):
     return pm.Deterministic(
         "position_bias_pair", mean + pair_spread * interaction, dims=("dataset", "second_dataset")
     )
+
+
+def _lapse(spec: ModelSpec, data: ChoiceData, task_dataset, a_idx, b_idx):
+    """The lapse rate of each cell (0.0 without a lapse term). Per task, a cell's lapse is the
+    mean of its two tasks' rates, each pooled by dataset on the logit scale; `lapse_dataset` is
+    the mean rate of a dataset's tasks."""
+    if spec.lapse == "none":
+        return 0.0
+    if spec.lapse == "estimated":
+        return pm.Beta("lapse", *PRIORS["lapse_beta"])
+    mean = pm.Normal(
+        "lapse_logit_dataset", PRIORS["lapse_logit_mu"], PRIORS["lapse_logit_sd"], dims="dataset"
+    )
+    spread = pm.HalfNormal("lapse_spread", PRIORS["lapse_spread_sd"])
+    offset = pm.Normal("lapse_offset", 0.0, 1.0, dims="task")
+    rate = pm.Deterministic(
+        "lapse_task", pt.sigmoid(mean[task_dataset] + spread * offset), dims="task"
+    )
+    counts = np.bincount(data.task_dataset_idx, minlength=len(data.datasets))
+    total = pt.zeros(len(data.datasets))[data.task_dataset_idx].inc(rate)
+    pm.Deterministic("lapse_dataset", total / counts, dims="dataset")
+    return (rate[a_idx] + rate[b_idx]) / 2
 
 
 def _condition_utilities(mu, task_dataset) -> pt.TensorVariable:
@@ -273,11 +311,13 @@ def _refusal(mu, standardised, task_dataset, a_idx, b_idx, cells, data: ChoiceDa
         _completion_refusals(propensity, data.completion_refusals, data.tasks["task_id"].to_numpy())
 
 
-def _pair_effect(spec: ModelSpec, cells: pd.DataFrame, n_tasks: int, task_dataset):
+def _pair_effect(spec: ModelSpec, data: ChoiceData, cells: pd.DataFrame, task_dataset):
     """Each cell's pair effect, in noise units: one Normal(0, sd) effect per unordered pair and
     condition, favouring the same task in both orders and shared by every repeat, so a pair's
     repeats are not independent evidence about the two utilities. With 'pair-by-dataset' a pair
-    of datasets d, e has sd^2 = (pair_sd_d^2 + pair_sd_e^2) / 2."""
+    of datasets d, e has sd^2 = (pair_sd_d^2 + pair_sd_e^2) / 2, with 'pair-by-task' a pair of
+    tasks i, j has sd^2 = (pair_sd_i^2 + pair_sd_j^2) / 2."""
+    n_tasks = len(data.tasks)
     a, b = cells["a_idx"].to_numpy(np.int64), cells["b_idx"].to_numpy(np.int64)
     low, high = np.minimum(a, b), np.maximum(a, b)
     condition = cells["condition_idx"].to_numpy(np.int64) if "condition_idx" in cells else 0
@@ -288,8 +328,25 @@ def _pair_effect(spec: ModelSpec, cells: pd.DataFrame, n_tasks: int, task_datase
         sd = pm.HalfNormal("pair_sd", PRIORS["pair_sd"])
     else:
         by_dataset = pm.HalfNormal("pair_sd_dataset", PRIORS["pair_sd"], dims="dataset")
-        sd = pt.sqrt((by_dataset[task_dataset[a]] ** 2 + by_dataset[task_dataset[b]] ** 2) / 2)
+        by_task = by_dataset[task_dataset]
+        if spec.overdispersion == "pair-by-task":
+            by_task = _pair_sd_by_task(data, by_dataset, task_dataset)
+        sd = pt.sqrt((by_task[a] ** 2 + by_task[b] ** 2) / 2)
     return sd * offset[pair_idx] * np.where(a == low, 1.0, -1.0)
+
+
+def _pair_sd_by_task(data: ChoiceData, by_dataset, task_dataset) -> pt.TensorVariable:
+    """Each task's pair-effect sd: its dataset's times exp(spread x offset), the log offsets
+    summing to zero within each dataset (so `pair_sd_dataset` is the geometric mean of its
+    tasks'). The sd measures how far the task's pairs stray from the utility order, consistently
+    over their repeats: task-level inconsistency, with the noise unit still set by repeats."""
+    group, dependent = _free_tasks(data)
+    spread = pm.HalfNormal("pair_sd_spread", PRIORS["pair_sd_spread_sd"])
+    free = pm.Normal("pair_sd_offset", 0.0, 1.0, dims="free_task")
+    offset = _zero_sum_within(free, group, dependent, len(data.datasets))
+    return pm.Deterministic(
+        "pair_sd_task", by_dataset[task_dataset] * pt.exp(spread * offset), dims="task"
+    )
 
 
 def build_model(spec: ModelSpec, data: ChoiceData) -> pm.Model:
@@ -317,7 +374,7 @@ def build_model(spec: ModelSpec, data: ChoiceData) -> pm.Model:
         n_data = pm.Data("n_trials", n, dims="cell")
 
         mu, standardised = _utility(spec, data, task_dataset)
-        sigma = _noise(spec, n_tasks, n_datasets, task_dataset)
+        sigma = _noise(spec, data, task_dataset)
         position = _position(spec, n_datasets)
         if by_condition:
             # Flatten (condition, task) so one index picks a task's utility in a cell's condition.
@@ -348,10 +405,10 @@ def build_model(spec: ModelSpec, data: ChoiceData) -> pm.Model:
                 task_dataset,
                 position_scope(spec, n_datasets),
             )
-        with_lapse = spec.lapse == "estimated"
-        lapse = pm.Beta("lapse", *PRIORS["lapse_beta"]) if with_lapse else 0.0
+        with_lapse = spec.lapse != "none"
+        lapse = _lapse(spec, data, task_dataset, a_idx, b_idx)
         if spec.overdispersion != "none":
-            effect = _pair_effect(spec, cells, n_tasks, task_dataset)
+            effect = _pair_effect(spec, data, cells, task_dataset)
             z = z + effect / pt.sqrt(sigma[first] ** 2 + sigma[second] ** 2)
         pm.CustomDist(
             "first_chosen",

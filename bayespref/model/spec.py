@@ -20,8 +20,8 @@ OPTIONS: dict[str, tuple[str, ...]] = {
     "parameterization": ("centered", "non-centered"),
     "refusal": ("excluded", "modelled", "second-wins"),
     "conditions": ("pooled", "shifts"),
-    "lapse": ("none", "estimated"),
-    "overdispersion": ("none", "pair", "pair-by-dataset"),
+    "lapse": ("none", "estimated", "per-task"),
+    "overdispersion": ("none", "pair", "pair-by-dataset", "pair-by-task"),
 }
 # Keys added after fits were saved: left out of a spec's dict (and hash) at their default, so
 # those fits still load.

@@ -31,7 +31,13 @@ PRIORS = {
     "completion_refusal_intercept_sd": 2.5,
     "completion_refusal_log_slope_sd": 1.0,
     "lapse_beta": (1.0, 19.0),
+    # Per-task lapse: logit of a dataset's typical rate (about 5%, 0.3% to 45% within 2 sd) and
+    # the spread of tasks around it.
+    "lapse_logit_mu": -3.0,
+    "lapse_logit_sd": 1.5,
+    "lapse_spread_sd": 1.0,
     "pair_sd": 5.0,  # a pair's effect shared by its repeats, in noise units (as spreads)
+    "pair_sd_spread_sd": 0.5,  # spread of log pair-effect sd between tasks of a dataset
 }
 
 

@@ -17,6 +17,8 @@ INTERNAL = (
     "condition_task_offset",
     "refusal_offset",
     "pair_offset",
+    "lapse_offset",
+    "pair_sd_offset",
 )
 
 

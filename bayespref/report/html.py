@@ -19,6 +19,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from bayespref.analysis import rates as analysis
+from bayespref.analysis import summaries
 from bayespref.checks.ppc import position_rate_checks
 from bayespref.io.atomic import make_folder, write_atomically
 from bayespref.io.tables import write_table
@@ -107,7 +108,7 @@ def build_sections(
             plots.utilities_by_dataset(_by_dataset(fit, "dataset_mean"), utilities, colours),
         ),
         Section("ranked-utilities", plots.ranked_utilities(utilities, colours)),
-        Section("noise", plots.noise(utilities, _by_dataset(fit, "sigma_dataset"), colours)),
+        _noise_section(fit, utilities, colours, files),
         _position_section(fit, files),
         _position_replicated_section(fit, files),
         _refusal_section(fit, utilities, colours, files, refusal_rates),
@@ -133,6 +134,23 @@ def _by_dataset(fit: Fit, name: str) -> dict[str, np.ndarray]:
     if name not in fit.posterior:
         return {}
     return dict(zip(fit.datasets, post.draws(fit.posterior, name), strict=True))
+
+
+def _noise_section(fit: Fit, utilities: pd.DataFrame, colours: dict, files: Path) -> Section:
+    table = summaries.noise_by_dataset(fit.posterior, fit.datasets)
+    figure = plots.noise(utilities, _by_dataset(fit, "sigma_dataset"), colours)
+    if table.empty:
+        return Section("noise", figure)
+    write_table(table, files / "noise_by_dataset.csv")
+    note = (
+        "<p>By dataset, posterior mean and 94% interval: the noise sigma (utilities are in units "
+        "of the geometric mean of the datasets' noise), the utility spread in units of the "
+        "dataset's own noise (how deterministic choices within it are)"
+        + (", and the mean lapse rate of its tasks" if "lapse_mean" in table else "")
+        + ". With nearly deterministic choices a dataset's noise trades off against its utility "
+        "spread, so read noise differences with the README's noise section.</p>"
+    )
+    return Section("noise", figure, note + _table(table))
 
 
 def _position_section(fit: Fit, files: Path) -> Section:

@@ -62,12 +62,12 @@ class SimulatedEngine:
     """Answers as the model's choice formula says, from a truth written by `write_simulation`.
 
     P(first chosen) = lapse / 2 + (1 - lapse) * Phi(z), with z = (mu_a + shift_a - mu_b - shift_b
-    + position_bias) / sqrt(sigma_a^2 + sigma_b^2); the position bias is global, the mean of
-    the two datasets' biases or the ordered pair's (first's dataset, second's), and the shift
-    is the request's condition's utility shift for the task's dataset ('default' has none; the
-    truth's other conditions are 'condition_1', ...). A trial is refused with probability expit
-    of the pair's mean refusal logit, and is unparsed at the truth's unparsed rate. Each answer
-    depends only on its request's seed, so reruns give the
+    + position_bias) / sqrt(sigma_a^2 + sigma_b^2); the lapse is the mean of the two tasks' rates,
+    the position bias is global, the mean of the two datasets' biases or the ordered pair's
+    (first's dataset, second's), and the shift is the request's condition's utility shift for the
+    task's dataset ('default' has none; the truth's other conditions are 'condition_1', ...). A
+    trial is refused with probability expit of the pair's mean refusal logit, and is unparsed at
+    the truth's unparsed rate. Each answer depends only on its request's seed, so reruns give the
     same answers.
     """
 
@@ -101,7 +101,11 @@ class SimulatedEngine:
         shifts = [np.zeros(len(datasets)), *parameters.get("condition_shifts", [])]
         self.shifts = np.vstack(shifts)
         self.conditions = ["default", *(f"condition_{c}" for c in range(1, len(shifts)))]
-        self.lapse = float(parameters.get("lapse_rate", 0.0))
+        lapse = float(parameters.get("lapse_rate", 0.0))
+        # Per-task rates (truths written since they were added); a pair takes their mean.
+        self.lapse = (
+            truth["lapse"].to_numpy(float) if "lapse" in truth else np.full(len(truth), lapse)
+        )
         self.unparsed_rate = float(parameters.get("config", {}).get("unparsed_rate", 0.0))
         self.generation = generation
         self.latency = latency  # seconds per batch, to rehearse slow engines and interruptions
@@ -112,7 +116,8 @@ class SimulatedEngine:
         z = first_choice_z(
             utility, self.sigma, self.position, a, b, self.dataset_idx, self.position_scope
         )
-        p_first = float(first_choice_probability(np.asarray(z), "probit", self.lapse))
+        lapse = (self.lapse[a] + self.lapse[b]) / 2
+        p_first = float(first_choice_probability(np.asarray(z), "probit", lapse))
         refused, unparsed, first = rng.random(3) < [
             expit((self.refusal_logit[a] + self.refusal_logit[b]) / 2),
             self.unparsed_rate,
