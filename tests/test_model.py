@@ -126,17 +126,17 @@ def test_dataset_means_are_exactly_the_mean_utility_of_their_tasks(tiny_data):
 def test_zero_sum_within_maps_free_coordinates_isometrically_onto_group_zero_sums():
     import pytensor.tensor as pt
 
-    from bayespref.model.builder import _dependent_of_group, _zero_sum_within
+    from bayespref.model.zero_sum import dependent_of_group, zero_sum_within
 
     group = np.array([0, 1, 0, 2, 1, 0, 0, 2, 1, 1, 3])
     anchoring = np.array([3, 0, 5, 1, 2, 5, 0, 1, 0, 7, 0])
-    dependent = _dependent_of_group(group, anchoring)
+    dependent = dependent_of_group(group, anchoring)
     # the best-anchored task of each group, the first on ties
     assert np.flatnonzero(dependent).tolist() == [2, 3, 9, 10]
     n_free = int((~dependent).sum())
     assert n_free == len(group) - 4
     free = pt.vector("free")
-    mapping = pytensor.function([free], _zero_sum_within(free, group, dependent, 4))
+    mapping = pytensor.function([free], zero_sum_within(free, group, dependent, 4))
     images = np.stack([mapping(row) for row in np.eye(n_free)])
     for image in images:
         np.testing.assert_allclose(np.bincount(group, image, minlength=4), 0, atol=1e-12)

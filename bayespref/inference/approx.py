@@ -45,13 +45,9 @@ NEAR_CERTAIN_LIMIT = 0.5
 
 
 def unsupported(spec: ModelSpec) -> str | None:
-    """Why the approximation refuses `spec`, or None. Pair effects: at the joint mode an effect
-    per pair takes up that pair's choices and the utilities shrink towards their dataset means,
-    yet few trials are near certain there, so the limit above does not catch it. Measured on the
-    realistic preset (benchmarks/approx_coverage.py, 500 tasks, per-dataset position with pair
-    effects, the model the data came from): approx covered 58%, 40% and 22% of true utilities
-    with its 94% intervals at task sds 2, 3.5 and 7 (Spearman 0.21-0.42), NUTS 92-95%
-    (0.90-0.98)."""
+    """Why the approximation refuses `spec`, or None. At the joint mode pair effects take up each
+    pair's choices and the utilities shrink, with few trials near certain, so the limit above
+    misses it (benchmarks/approx_coverage.py, realistic preset: coverage 22-58%, NUTS 92-95%)."""
     if spec.overdispersion != "none":
         return (
             f"model '{spec.name}' has pair effects (overdispersion = '{spec.overdispersion}'), "

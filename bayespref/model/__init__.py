@@ -1,4 +1,5 @@
-"""Layer 3, model: model specs, the choice formula, the likelihood and the PyMC model builder.
+"""Layer 3, model: model specs, the choice formula, the likelihood, zero sums within datasets, the
+refusal terms and the PyMC model builder.
 
 Imports only `errors`, `io` and `data`.
 """

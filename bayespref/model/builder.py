@@ -21,17 +21,17 @@ import pytensor.tensor as pt
 from scipy.special import gammaln
 
 from bayespref.data.choice_data import ChoiceData
-from bayespref.data.completion_refusals import CompletionRefusals
 from bayespref.model.choice import first_choice_probability, first_choice_z
 from bayespref.model.likelihood import log_phi, probit_binomial_logp
+from bayespref.model.refusals import refusal_terms
 from bayespref.model.spec import ModelSpec
 from bayespref.model.structure import (
     PRIORS,
-    completion_refusal_logit,
     model_cells,
     models_conditions,
     position_scope,
 )
+from bayespref.model.zero_sum import free_tasks, zero_sum_or_zero, zero_sum_within
 
 
 def log_cdf(z: pt.TensorLike, link: str) -> pt.TensorVariable:
@@ -70,50 +70,6 @@ def _choice_random(link: str):
     return random
 
 
-def _zero_sum_or_zero(name: str, sigma: float, n_datasets: int) -> pt.TensorVariable:
-    """A zero-sum vector over datasets; with one dataset it is the constant 0."""
-    if n_datasets > 1:
-        return pm.ZeroSumNormal(name, sigma=sigma, dims="dataset")
-    return pm.Deterministic(name, pt.zeros(1), dims="dataset")
-
-
-def _dependent_of_group(group: np.ndarray, anchoring: np.ndarray) -> np.ndarray:
-    """True for one task per group, the one whose value the zero sum sets: the best anchored
-    (the largest `anchoring`, the first in task order on ties). The dependent task moves only
-    when all its group's free coordinates move together, so a task the data bound on one side
-    only (never beaten, say) mixed slowly there: r_hat 1.017, ess_bulk 184 on the real set, its
-    never-beaten peers elsewhere 1,800. The prior is exchangeable, so the choice is no model
-    change."""
-    dependent = np.full(len(group), False)
-    for g in np.unique(group):
-        members = np.flatnonzero(group == g)
-        dependent[members[np.argmax(anchoring[members])]] = True
-    return dependent
-
-
-def _anchoring(data: ChoiceData) -> np.ndarray:
-    """Per task (model order), how firmly choices pin its utility from both sides: the count
-    of its rarer outcome, min(wins, losses)."""
-    counts = data.task_counts.set_index("task_id").loc[data.tasks["task_id"]]
-    return np.minimum(counts["n_wins"], counts["n_losses"]).to_numpy()
-
-
-def _zero_sum_within(free, group: np.ndarray, dependent: np.ndarray, n_groups: int):
-    """Map free coordinates (every task but its group's dependent one, in task order) to a
-    vector that sums to zero within each group: PyMC's ZeroSumNormal reflection, applied per
-    group. It is an isometry, so iid normal free coordinates give iid normals conditioned on
-    zero group sums, and no direction is left that only the prior sees."""
-    size = np.sqrt(np.maximum(np.bincount(group, minlength=n_groups), 1))
-    sums = pt.inc_subtensor(pt.zeros(n_groups)[group[~dependent]], free)
-    norm = sums / (size + size**2)
-    values = pt.zeros(len(group))
-    values = pt.set_subtensor(values[np.flatnonzero(~dependent)], free)
-    values = pt.set_subtensor(
-        values[np.flatnonzero(dependent)], (norm - sums / size)[group[dependent]]
-    )
-    return values - norm[group]
-
-
 def _utility(spec: ModelSpec, data: ChoiceData, task_dataset):
     """Utility per task, and each task's standardised deviation from its dataset mean."""
     n_datasets = len(data.datasets)
@@ -122,7 +78,7 @@ def _utility(spec: ModelSpec, data: ChoiceData, task_dataset):
         # Deviations sum to zero within each dataset by construction: one free coordinate per
         # task but its dataset's dependent one (subtracting each dataset's mean from one
         # deviation per task left a direction only the prior saw: bulk ESS 18-86, real set).
-        group, dependent = _free_tasks(data)
+        group, dependent = free_tasks(data)
         free_group = group[~dependent]
         if spec.parameterization == "centered":
             # Sampled in units of the spreads' geometric mean: near-deterministic choices pin
@@ -130,16 +86,16 @@ def _utility(spec: ModelSpec, data: ChoiceData, task_dataset):
             # (and the spreads) instead of every task's deviation together (benchmarks/real.py).
             # Same prior as deviations ~ Normal(0, spread) and means ~ ZeroSumNormal(5).
             scale = pt.exp(pt.mean(pt.log(spread)))
-            scaled = _zero_sum_or_zero(
+            scaled = zero_sum_or_zero(
                 "dataset_mean_scaled", PRIORS["dataset_mean_sd"] / scale, n_datasets
             )
             mean = pm.Deterministic("dataset_mean", scale * scaled, dims="dataset")
             free = pm.Normal("mu_offset", 0.0, spread[free_group] / scale, dims="free_task")
-            centred = scale * _zero_sum_within(free, group, dependent, n_datasets)
+            centred = scale * zero_sum_within(free, group, dependent, n_datasets)
         else:
-            mean = _zero_sum_or_zero("dataset_mean", PRIORS["dataset_mean_sd"], n_datasets)
+            mean = zero_sum_or_zero("dataset_mean", PRIORS["dataset_mean_sd"], n_datasets)
             free = pm.Normal("mu_offset", 0.0, 1.0, dims="free_task")
-            centred = _zero_sum_within(spread[free_group] * free, group, dependent, n_datasets)
+            centred = zero_sum_within(spread[free_group] * free, group, dependent, n_datasets)
         mu = pm.Deterministic("mu", mean[task_dataset] + centred, dims="task")
         return mu, centred / spread[task_dataset]
     spread = pm.HalfNormal("task_spread", sigma=PRIORS["task_spread_sd"])
@@ -147,23 +103,12 @@ def _utility(spec: ModelSpec, data: ChoiceData, task_dataset):
     return pm.Deterministic("mu", spread * offset, dims="task"), offset
 
 
-def _free_tasks(data: ChoiceData) -> tuple[np.ndarray, np.ndarray]:
-    """Each task's dataset and whether it is its dataset's dependent (zero-sum) task; adds the
-    `free_task` coord (every task but the dependent ones) to the model in context."""
-    group = data.task_dataset_idx
-    dependent = _dependent_of_group(group, _anchoring(data))
-    model = pm.modelcontext(None)
-    if "free_task" not in model.coords:
-        model.add_coord("free_task", data.tasks["task_id"].to_numpy()[~dependent])
-    return group, dependent
-
-
 def _noise(spec: ModelSpec, data: ChoiceData, task_dataset) -> pt.TensorVariable:
     """Per-task noise sigma as a vector (shared noise is the constant 1, the scale unit)."""
     n_tasks, n_datasets = len(data.tasks), len(data.datasets)
     if spec.noise == "shared" or (spec.noise == "per-dataset" and n_datasets == 1):
         return pt.ones(n_tasks)
-    log_dataset = _zero_sum_or_zero("log_sigma_dataset", PRIORS["log_sigma_dataset_sd"], n_datasets)
+    log_dataset = zero_sum_or_zero("log_sigma_dataset", PRIORS["log_sigma_dataset_sd"], n_datasets)
     sigma_dataset = pm.Deterministic("sigma_dataset", pt.exp(log_dataset), dims="dataset")
     if spec.noise == "per-dataset":
         return sigma_dataset[task_dataset]
@@ -171,10 +116,10 @@ def _noise(spec: ModelSpec, data: ChoiceData, task_dataset) -> pt.TensorVariable
     # each dataset, so sigma_dataset is the geometric mean of its tasks' noise and the unit is
     # the geometric mean of all tasks' noise. Non-centred: near-deterministic choices say little
     # about one task's noise, and the offsets then follow their prior's spread.
-    group, dependent = _free_tasks(data)
+    group, dependent = free_tasks(data)
     spread = pm.HalfNormal("sigma_spread", sigma=PRIORS["sigma_spread_sd"])
     free = pm.Normal("sigma_offset", 0.0, 1.0, dims="free_task")
-    offset = _zero_sum_within(free, group, dependent, n_datasets)
+    offset = zero_sum_within(free, group, dependent, n_datasets)
     return pm.Deterministic(
         "sigma", pt.exp(log_dataset[task_dataset] + spread * offset), dims="task"
     )
@@ -255,62 +200,6 @@ def _condition_utilities(mu, task_dataset) -> pt.TensorVariable:
     )
 
 
-def _completion_refusals(propensity, completions: CompletionRefusals, task_ids) -> None:
-    """Refusals among completions, driven by the same propensity as refusals in choice trials
-    through their own intercept and a positive slope: the two protocols refuse at different base
-    rates, and a positive slope keeps one meaning for a high propensity (with either sign the
-    posterior would have two mirror-image modes); `completion_refusal_logit` says where the
-    intercept sits."""
-    pm.modelcontext(None).add_coord("completed_task", task_ids[completions.task_idx])
-    intercept = pm.Normal(
-        "completion_refusal_intercept",
-        PRIORS["refusal_mean_mu"],
-        PRIORS["completion_refusal_intercept_sd"],
-    )
-    slope = pm.LogNormal("completion_refusal_slope", 0.0, PRIORS["completion_refusal_log_slope_sd"])
-    task = pm.Data("completed_task_idx", completions.task_idx, dims="completed_task")
-    pm.Binomial(
-        "completion_refused",
-        n=pm.Data("n_completions", completions.n, dims="completed_task"),
-        logit_p=completion_refusal_logit(intercept, slope, propensity[task]),
-        observed=completions.refusals,
-        dims="completed_task",
-    )
-
-
-def _refusal(mu, standardised, task_dataset, a_idx, b_idx, cells, data: ChoiceData) -> None:
-    """Per-task refusal propensities, pooled by dataset and correlated with utility, observed
-    through the refusals of choice trials and, when given, of completions."""
-    mean = pm.Normal(
-        "refusal_mean", PRIORS["refusal_mean_mu"], PRIORS["refusal_mean_sd"], dims="dataset"
-    )
-    spread = pm.HalfNormal("refusal_spread", PRIORS["refusal_spread_sd"])
-    corr = pm.Uniform("refusal_utility_corr", -1.0, 1.0)
-    offset = pm.Normal("refusal_offset", 0.0, 1.0, dims="task")
-    propensity = pm.Deterministic(
-        "refusal_propensity",
-        mean[task_dataset] + spread * (corr * standardised + pt.sqrt(1 - corr**2) * offset),
-        dims="task",
-    )
-    centred_mu = mu - mu.mean()
-    centred_propensity = propensity - propensity.mean()
-    pm.Deterministic(
-        "refusal_utility_corr_tasks",
-        (centred_mu * centred_propensity).sum()
-        / pt.sqrt((centred_mu**2).sum() * (centred_propensity**2).sum()),
-    )
-    trials = (cells["n"] + cells["r"]).to_numpy(np.int64)
-    pm.Binomial(
-        "refused",
-        n=pm.Data("n_offered", trials, dims="cell"),
-        logit_p=(propensity[a_idx] + propensity[b_idx]) / 2,
-        observed=cells["r"].to_numpy(np.int64),
-        dims="cell",
-    )
-    if data.completion_refusals is not None:
-        _completion_refusals(propensity, data.completion_refusals, data.tasks["task_id"].to_numpy())
-
-
 def _pair_effect(spec: ModelSpec, data: ChoiceData, cells: pd.DataFrame, task_dataset):
     """Each cell's pair effect, in noise units: one Normal(0, sd) effect per unordered pair and
     condition, favouring the same task in both orders and shared by every repeat, so a pair's
@@ -340,10 +229,10 @@ def _pair_sd_by_task(data: ChoiceData, by_dataset, task_dataset) -> pt.TensorVar
     summing to zero within each dataset (so `pair_sd_dataset` is the geometric mean of its
     tasks'). The sd measures how far the task's pairs stray from the utility order, consistently
     over their repeats: task-level inconsistency, with the noise unit still set by repeats."""
-    group, dependent = _free_tasks(data)
+    group, dependent = free_tasks(data)
     spread = pm.HalfNormal("pair_sd_spread", PRIORS["pair_sd_spread_sd"])
     free = pm.Normal("pair_sd_offset", 0.0, 1.0, dims="free_task")
-    offset = _zero_sum_within(free, group, dependent, len(data.datasets))
+    offset = zero_sum_within(free, group, dependent, len(data.datasets))
     return pm.Deterministic(
         "pair_sd_task", by_dataset[task_dataset] * pt.exp(spread * offset), dims="task"
     )
@@ -422,5 +311,5 @@ def build_model(spec: ModelSpec, data: ChoiceData) -> pm.Model:
             dims="cell",
         )
         if spec.refusal == "modelled":
-            _refusal(mu, standardised, task_dataset, a_idx, b_idx, cells, data)
+            refusal_terms(mu, standardised, task_dataset, a_idx, b_idx, cells, data)
     return model
