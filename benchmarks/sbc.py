@@ -5,10 +5,15 @@ Usage: python benchmarks/sbc.py [--model hierarchical] [--replications 100]
            --draws 500 [--seed 1 --name full-seed1] [--resume]
        python benchmarks/sbc.py --model benchmarks/specs/full-norefusal.toml ...  (an ablation)
        python benchmarks/sbc.py --pool full,full-seed1,full-seed2
+       python benchmarks/sbc.py --model position-by-dataset --design realistic --tasks 30 \
+           --datasets 3 --comparisons 1125 --name position-by-dataset-realistic
 Writes benchmarks/results/sbc_<name>.csv (ranks, rewritten after every replication; --resume
 goes on from the replications it holds, with the same settings) and sbc_<name>.png (histograms
 with 99% bands of a uniform histogram); <name> is --name, else the model's name or the stem of
 its spec file. A spec with condition shifts gets a design with 3 conditions.
+`--design realistic` asks each pair 5 times in one order, as `simulate --preset realistic` and
+real runs do (the parameters are still drawn from the model's prior: SBC checks the sampler and
+model on that design, not the preset's truth); the default design asks pairs in both orders.
 The table gives each family's chi-square p-value, the same corrected for ranks that are dependent
 within a replication (p_value_clustered, bayespref.sbc.uniformity), and the bins outside the 99%
 band of one bin (dark grey) and outside the 99% band of the whole histogram (light grey: Bonferroni
@@ -38,6 +43,9 @@ from bayespref.inference.settings import SamplerSettings  # noqa: E402
 from bayespref.workflows.sbc import SEED_STRIDE, replication_ranks, uniformity  # noqa: E402
 
 BINS = 10
+SETTING_KEYS = ("model", "seed", "tasks", "comparisons", "draws")
+DESIGN_DEFAULTS = {"datasets": 2, "design": "both-orders"}
+REALISTIC_REPEATS = 5
 COLUMNS = 5
 
 
@@ -117,11 +125,9 @@ def pooled(names: list[str], out: Path) -> pd.DataFrame:
 def check_settings(path: Path, args: argparse.Namespace) -> None:
     """Record a run's settings beside its ranks; a resumed run must use the same ones, or its
     replications would not continue the same draws."""
-    settings = {
-        key: getattr(args, key) for key in ("model", "seed", "tasks", "comparisons", "draws")
-    }
+    settings = {key: getattr(args, key) for key in (*DESIGN_DEFAULTS, *SETTING_KEYS)}
     if args.resume and path.exists():
-        recorded = json.loads(path.read_text())
+        recorded = DESIGN_DEFAULTS | json.loads(path.read_text())  # runs from before --design
         if recorded != settings:
             raise SystemExit(f"--resume with other settings than {path} records: {recorded}")
         return
@@ -134,6 +140,10 @@ def main() -> None:
     parser.add_argument("--replications", type=int, default=100)
     parser.add_argument("--tasks", type=int, default=12)
     parser.add_argument("--comparisons", type=int, default=120)
+    parser.add_argument("--datasets", type=int, default=DESIGN_DEFAULTS["datasets"])
+    parser.add_argument(
+        "--design", choices=("both-orders", "realistic"), default=DESIGN_DEFAULTS["design"]
+    )
     parser.add_argument("--draws", type=int, default=250, help="per chain, 2 chains; tune alike")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--resume", action="store_true")
@@ -160,7 +170,10 @@ def main() -> None:
         args.model,
         range(done, args.replications),
         n_tasks=args.tasks,
+        n_datasets=args.datasets,
         n_comparisons=args.comparisons,
+        repeats=REALISTIC_REPEATS if args.design == "realistic" else None,
+        one_order=args.design == "realistic",
         settings=SamplerSettings(chains=2, draws=args.draws, tune=args.draws, seed=args.seed),
         seed=args.seed,
     ):

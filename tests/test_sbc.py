@@ -46,6 +46,19 @@ def test_full_model_simulates_refusals_then_choices_in_several_conditions():
     assert cells["r"].sum() > 0 and cells["k"].between(0, cells["n"]).all()
 
 
+def test_a_realistic_design_asks_each_pair_its_repeats_in_one_order():
+    design = sbc_design(
+        n_tasks=30, n_datasets=3, n_comparisons=1125, n_conditions=1, seed=0, repeats=5,
+        one_order=True,
+    )  # fmt: skip
+    cells = design.cells
+    pairs = np.sort(cells[["a_idx", "b_idx"]].to_numpy(), axis=1)
+    assert len(np.unique(pairs, axis=0)) == len(cells)  # no pair in both orders
+    assert cells["n"].sum() == 1125 and cells["n"].max() == 5
+    assert (cells["n"] == 5).mean() > 0.99  # only the last pair drawn may be cut short
+    assert (design.cells[["k", "r"]] == 0).all().all()
+
+
 def test_simulated_choices_and_refusals_follow_the_drawn_parameters_cell_by_cell():
     design = sbc_design(n_tasks=6, n_datasets=2, n_comparisons=40, n_conditions=3, seed=0)
     many = dataclasses.replace(design, cells=design.cells.assign(n=design.cells["n"] * 4000))

@@ -47,16 +47,25 @@ SEED_STRIDE = 1_000_003
 
 
 def sbc_design(
-    n_tasks: int, n_datasets: int, n_comparisons: int, n_conditions: int, seed: int
+    n_tasks: int,
+    n_datasets: int,
+    n_comparisons: int,
+    n_conditions: int,
+    seed: int,
+    repeats: int | None = None,
+    one_order: bool = False,
 ) -> ChoiceData:
     """Which pairs are shown, in which order and condition; each cell's n counts all its trials
-    (the outcomes are replaced by draws from the model). Pairs repeat at least twice."""
+    (the outcomes are replaced by draws from the model). Pairs repeat `repeats` times (default:
+    at least twice, enough to reach n_comparisons), in both orders or, with `one_order`, each
+    in one order as in the realistic preset."""
     max_pairs = n_tasks * (n_tasks - 1) // 2
     simulation = simulate(
         n_tasks=n_tasks,
         n_datasets=n_datasets,
         n_comparisons=n_comparisons,
-        repeats=max(2, -(-n_comparisons // max_pairs)),
+        repeats=repeats or max(2, -(-n_comparisons // max_pairs)),
+        one_order=one_order,
         condition_shifts=((0.0,) * n_datasets,) * (n_conditions - 1),
         seed=seed,
     )
@@ -135,20 +144,22 @@ def replication_ranks(
     thin_to: int = 99,
     seed: int = 0,
     n_conditions: int | None = None,
+    repeats: int | None = None,
+    one_order: bool = False,
 ) -> Iterator[pd.DataFrame]:
     """Ranks of the true parameters, one table per replication with a row per (parameter,
     index), with the true value and the replication's divergent transitions. Each replication
     has its own seeds (see SEED_STRIDE), so a run can go on from any one.
 
     `n_conditions` defaults to 3 for a spec with condition shifts (so the shifts are informed)
-    and 1 otherwise."""
+    and 1 otherwise; `repeats` and `one_order` shape the design (`sbc_design`)."""
     import jax
 
     spec = resolve_spec(model)
     if n_conditions is None:
         n_conditions = SHIFTED_DESIGN_CONDITIONS if spec.conditions == "shifts" else 1
     settings = settings or SamplerSettings(chains=2, draws=250, tune=250, seed=seed)
-    design = sbc_design(n_tasks, n_datasets, n_comparisons, n_conditions, seed)
+    design = sbc_design(n_tasks, n_datasets, n_comparisons, n_conditions, seed, repeats, one_order)
     for replication in replications:
         truth, data = prior_draw(spec, design, seed * SEED_STRIDE + replication)
         fitted = fit_data(
