@@ -30,9 +30,13 @@ MODELS = {
 }
 
 
-def split_pairs(comparisons: pd.DataFrame, share: float, seed: int):
+def split_pairs(comparisons: pd.DataFrame, share: float, seed: int, by: tuple[str, ...] = ()):
+    """Hold out `share` of the unordered pairs (all their trials); with `by` (e.g.
+    ("condition",)) a unit is an unordered pair within each value of those columns."""
     pair = np.sort(comparisons[["task_a", "task_b"]].to_numpy(), axis=1)
     keys = pd.Series([f"{x}|{y}" for x, y in pair])
+    for column in by:
+        keys = keys + "|" + comparisons[column].astype(str).to_numpy()
     unique = keys.unique()
     rng = np.random.default_rng(seed)
     held = set(rng.choice(unique, size=int(share * len(unique)), replace=False))

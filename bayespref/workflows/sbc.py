@@ -38,7 +38,9 @@ RANKED = (
     "refusal_utility_corr",
     "lapse",
 )
-ZERO_SUM = ("dataset_mean", "sigma_dataset")  # sigma_dataset: exp of a zero-sum vector
+# Zero sums over the last axis (sigma_dataset: exp of a zero-sum vector; condition_shift: over
+# datasets, in each shifted condition).
+ZERO_SUM = ("dataset_mean", "sigma_dataset", "condition_shift")
 # Conditions in the design of a spec with condition shifts: the reference and two shifted.
 SHIFTED_DESIGN_CONDITIONS = 3
 # Replication r of a run with seed s draws with seed s * SEED_STRIDE + r: runs with different
@@ -116,10 +118,12 @@ def _ranks(truth: dict[str, np.ndarray], fitted, thin_to: int) -> list[dict]:
     for name in (name for name in RANKED if name in truth):
         values = truth[name]
         draws = post.draws(posterior, name).reshape(-1, post.n_samples(posterior))[:, ::step]
-        values = np.ravel(values)
         # The last entry of a zero-sum vector follows from the others (with two datasets it
         # mirrors the first): ranking it would count one rank twice in the uniformity test.
-        values = values[:-1] if name in ZERO_SUM and len(values) > 1 else values
+        kept = np.ones(np.shape(values), dtype=bool)
+        if name in ZERO_SUM and np.ndim(values) and np.shape(values)[-1] > 1:
+            kept[..., -1] = False
+        values, draws = np.asarray(values)[kept], draws[kept.ravel()]
         for index, value in enumerate(values):
             rank = int(np.sum(draws[index, :thin_to] < value))
             rows.append(
