@@ -5,6 +5,7 @@ import pytest
 
 import bayespref as bp
 from bayespref.checks.loo import compare
+from bayespref.posterior import draws as post
 
 SETTINGS = bp.SamplerSettings(chains=2, draws=400, tune=400, seed=4)
 
@@ -67,7 +68,8 @@ def test_loo_refuses_fits_that_read_refusals_differently(refusal_fits):
         compare([root / "refusal", root / "hierarchical"])
 
 
-def test_condition_shift_recovers_the_moved_dataset():
+@pytest.fixture(scope="module")
+def condition_fit():
     simulation = bp.simulate(
         bp.SimulationConfig(
             n_tasks=60,
@@ -86,25 +88,46 @@ def test_condition_shift_recovers_the_moved_dataset():
         settings=SETTINGS,
         progressbar=False,
     )
+    return simulation, result
+
+
+def test_condition_shift_recovers_the_moved_dataset(condition_fit):
+    simulation, result = condition_fit
     params = result.params.set_index("name")
-    shift = params.loc["condition_shift[condition_1, dataset_0]"]
-    assert shift["low"] <= 1.5 <= shift["high"]
-    for dataset in ("dataset_1", "dataset_2"):
-        other = params.loc[f"condition_shift[condition_1, {dataset}]"]
-        assert other["low"] <= 0.0 <= other["high"]
-    # The data fix the shift of dataset_0 relative to the others tightly.
+    # Choices within a condition see only differences, so the shifts are identified relative
+    # to each other: they sum to zero over datasets, and (1.5, 0, 0) reads (1, -0.5, -0.5).
+    for dataset, truth in (("dataset_0", 1.0), ("dataset_1", -0.5), ("dataset_2", -0.5)):
+        shift = params.loc[f"condition_shift[condition_1, {dataset}]"]
+        assert shift["low"] <= truth <= shift["high"]
     draws = result.posterior["condition_shift"].sel(shifted="condition_1")
-    relative = (
-        draws.sel(dataset="dataset_0")
-        - (draws.sel(dataset="dataset_1") + draws.sel(dataset="dataset_2")) / 2
+    np.testing.assert_allclose(draws.sum("dataset"), 0.0, atol=1e-4)
+    # The data fix the shift of dataset_0 relative to the others tightly.
+    relative = draws.sel(dataset="dataset_0") - draws.sel(dataset=["dataset_1", "dataset_2"]).mean(
+        "dataset"
     )
     assert abs(float(relative.mean()) - 1.5) < 3 * float(relative.std())
+    assert float(relative.std()) < 0.3
     assert list(result.utilities["condition"].unique()) == ["default", "condition_1"]
     assert len(result.utilities) == 2 * 60
     pairs = simulation.comparisons.head(4).assign(condition=["default", "condition_1"] * 2)
     assert bp.predict(result, pairs)["p_first_mean"].between(0, 1).all()
     with pytest.raises(bp.DataError, match="condition 'nope' is not in the fit"):
         bp.predict(result, pairs.assign(condition="nope"))
+
+
+def test_condition_shift_is_each_datasets_mean_shift_and_tasks_stay_put(condition_fit):
+    _, result = condition_fit
+    mu = post.draws(result.posterior, "mu_condition")  # (condition, task, draws)
+    moved = mu[1] - mu[0]
+    dataset = result.tasks["dataset_idx"].to_numpy()
+    shift = post.draws(result.posterior, "condition_shift")[0]  # (dataset, draws)
+    by_dataset = np.stack([moved[dataset == d].mean(axis=0) for d in range(len(shift))])
+    np.testing.assert_allclose(by_dataset, shift, atol=1e-3)
+    # The truth moves no task beyond its dataset: each task's deviation from its dataset's
+    # shift is near zero, inside its 90% interval for nearly every task.
+    low, high = np.quantile(moved - shift[dataset], [0.05, 0.95], axis=1)
+    assert np.mean((low <= 0) & (high >= 0)) >= 0.9
+    assert float(result.posterior["condition_task_spread"].mean()) < 0.3
 
 
 def test_lapse_rate_is_recovered():

@@ -70,7 +70,7 @@ def _choice_random(link: str):
     return random
 
 
-def _utility(spec: ModelSpec, data: ChoiceData, task_dataset):
+def _utility(spec: ModelSpec, data: ChoiceData, task_dataset, by_condition: bool = False):
     """Utility per task, and each task's standardised deviation from its dataset mean."""
     n_datasets = len(data.datasets)
     if spec.hierarchy == "dataset":
@@ -85,7 +85,10 @@ def _utility(spec: ModelSpec, data: ChoiceData, task_dataset):
             # utilities up to a common scale, and a scale change then moves this one factor
             # (and the spreads) instead of every task's deviation together (benchmarks/real.py).
             # Same prior as deviations ~ Normal(0, spread) and means ~ ZeroSumNormal(5).
-            scale = pt.exp(pt.mean(pt.log(spread)))
+            # With condition shifts the deviations of every condition pool towards mu, which
+            # pins mu itself: dividing it by the loosely pinned spreads then made a direction
+            # 30 times the others' variance (benchmarks/conditions.py), so units stay as they are.
+            scale = pt.constant(1.0) if by_condition else pt.exp(pt.mean(pt.log(spread)))
             scaled = zero_sum_or_zero(
                 "dataset_mean_scaled", PRIORS["dataset_mean_sd"] / scale, n_datasets
             )
@@ -276,7 +279,7 @@ def build_model(spec: ModelSpec, data: ChoiceData) -> pm.Model:
         b_idx = pm.Data("task_b_idx", cells["b_idx"].to_numpy(np.int64), dims="cell")
         n_data = pm.Data("n_trials", n, dims="cell")
 
-        mu, standardised = _utility(spec, data, task_dataset)
+        mu, standardised = _utility(spec, data, task_dataset, by_condition)
         sigma = _noise(spec, data, task_dataset)
         position = _position(spec, n_datasets)
         if by_condition:
