@@ -179,7 +179,7 @@ def _lapse(spec: ModelSpec, data: ChoiceData, task_dataset, a_idx, b_idx):
     return (rate[a_idx] + rate[b_idx]) / 2
 
 
-def _condition_utilities(data: ChoiceData, mu, task_dataset) -> pt.TensorVariable:
+def _condition_utilities(spec: ModelSpec, data: ChoiceData, mu, task_dataset) -> pt.TensorVariable:
     """Utilities per (condition, task): the reference condition's are mu; every other condition
     shifts each dataset (`condition_shift`) and each task around its dataset's shift, both
     pooled around zero, each level with one spread for all conditions.
@@ -188,21 +188,29 @@ def _condition_utilities(data: ChoiceData, mu, task_dataset) -> pt.TensorVariabl
     condition's other shifts are identified: the dataset shifts sum to zero over datasets (a
     condition's dataset means sum to zero, as the reference's do) and the task deviations sum
     to zero within each dataset (`condition_shift` is then the dataset's mean shift). Free, these
-    directions were set by the prior alone and mixed slowly (benchmarks/conditions.py). Centred:
-    the data pin each deviation (about 150 trials per task and condition in real designs), which
-    made non-centred offsets a funnel in reverse."""
+    directions were set by the prior alone and mixed slowly (benchmarks/conditions.py). Sampled
+    as the spec's parameterization says: centred where the data pin each deviation (about 150
+    trials per task and condition in real designs made non-centred offsets a funnel in reverse),
+    non-centred where a few trials per task and condition leave them to the prior (SBC: README)."""
     n_datasets, n_tasks = len(data.datasets), len(data.tasks)
     n_shifted = len(data.conditions) - 1
+    centred = spec.parameterization == "centered"
+    by_dataset = pt.zeros((n_shifted, 1))
     if n_datasets > 1:
         spread = pm.HalfNormal("condition_dataset_spread", PRIORS["condition_dataset_spread_sd"])
-        by_dataset = pm.ZeroSumNormal("condition_shift", sigma=spread, dims=("shifted", "dataset"))
-    else:
-        by_dataset = pm.Deterministic(
-            "condition_shift", pt.zeros((n_shifted, 1)), dims=("shifted", "dataset")
-        )
+        dims = ("shifted", "dataset")
+        if centred:
+            by_dataset = pm.ZeroSumNormal("condition_shift", sigma=spread, dims=dims)
+        else:
+            offset = pm.ZeroSumNormal("condition_dataset_offset", sigma=1.0, dims=dims)
+            by_dataset = spread * offset
+    if not centred or n_datasets == 1:
+        by_dataset = pm.Deterministic("condition_shift", by_dataset, dims=("shifted", "dataset"))
     group, dependent = free_tasks(data)
     task_spread = pm.HalfNormal("condition_task_spread", PRIORS["condition_task_spread_sd"])
-    free = pm.Normal("condition_task_offset", 0.0, task_spread, dims=("shifted", "free_task"))
+    free = pm.Normal(
+        "condition_task_offset", 0.0, task_spread if centred else 1.0, dims=("shifted", "free_task")
+    )
     # One zero-sum group per (shifted condition, dataset), the rows flattened in order.
     row = np.repeat(np.arange(n_shifted), n_tasks)
     deviation = zero_sum_within(
@@ -211,6 +219,8 @@ def _condition_utilities(data: ChoiceData, mu, task_dataset) -> pt.TensorVariabl
         np.tile(dependent, n_shifted),
         n_shifted * n_datasets,
     ).reshape((n_shifted, n_tasks))
+    if not centred:
+        deviation = task_spread * deviation
     shifted = mu[None, :] + by_dataset[:, task_dataset] + deviation
     return pm.Deterministic(
         "mu_condition", pt.concatenate([mu[None, :], shifted]), dims=("condition", "task")
@@ -287,7 +297,7 @@ def build_model(spec: ModelSpec, data: ChoiceData) -> pm.Model:
             condition = pm.Data(
                 "condition_idx", cells["condition_idx"].to_numpy(np.int64), dims="cell"
             )
-            utility = _condition_utilities(data, mu, task_dataset).flatten()
+            utility = _condition_utilities(spec, data, mu, task_dataset).flatten()
             first, second = condition * n_tasks + a_idx, condition * n_tasks + b_idx
             repeats = len(data.conditions)
             sigma = pt.tile(sigma, repeats)

@@ -13,7 +13,7 @@ INTERNAL = (
     "position_offset",
     "position_pair_offset",
     "log_sigma_dataset",
-    "condition_dataset_offset",  # fits saved before the shifts were centred
+    "condition_dataset_offset",
     "condition_task_offset",
     "refusal_offset",
     "pair_offset",
