@@ -239,7 +239,7 @@ def test_beta_binomial_cells_equal_scipy_and_keep_far_tails(tiny_data):
         np.log(2 * tiny) + np.log(6 / 120),  # 2 losses of 4 at 1 - P ~ 0
     ]
     np.testing.assert_allclose(far, expected, rtol=1e-6, atol=1e-9)
-    # Where Phi(-z) underflows to 0 the gradient stays finite (NaN there stopped every chain).
+    # Where Phi(-z) underflows to 0 the value and gradient stay finite.
     z, kappa = pt.dvector("z"), pt.dscalar("kappa")
     total = beta_binomial_choice_logp(k, z, n, 0.0, kappa).sum()
     gradient = pytensor.function([z, kappa], pytensor.grad(total, [z, kappa]))

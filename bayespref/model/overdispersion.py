@@ -81,8 +81,10 @@ def _log_rising(count, log_alpha, alpha):
     """log of alpha (alpha + 1) ... (alpha + count - 1), the ratio Gamma(count + alpha) /
     Gamma(alpha), with log alpha given so that a tiny alpha (a near-certain cell's unlikely side)
     keeps its precision: Gamma(alpha) itself is near 1 / alpha."""
-    # Both branches of a switch are differentiated: with count 0 and alpha underflowed to 0,
-    # Gamma(count + alpha) would be infinite there and its zero-weighted gradient NaN.
+    # Both branches of a switch are evaluated and differentiated: with count 0 and alpha
+    # underflowed to 0, Gamma(count + alpha) is infinite in the unused one. Written so, fits of
+    # the real set failed (r_hat 9.5, 904 of 1,200 transitions divergent); at_least_one keeps
+    # that branch finite. A small graph alone does not show the failure.
     at_least_one = pt.maximum(count, 1)
     written = log_alpha + pt.gammaln(at_least_one + alpha) - pt.gammaln(1.0 + alpha)
     return pt.switch(count > 0, written, 0.0)
