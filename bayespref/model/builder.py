@@ -4,6 +4,7 @@ For a cell of n choice trials showing task i first and task j second under condi
 which chose the first:
     z = (mu_ic - mu_jc + beta) / sqrt(sigma_i^2 + sigma_j^2),
     k ~ Binomial(n, eps/2 + (1 - eps) F(z))          (eps = 0 without a lapse term),
+or with beta-binomial cells k ~ BetaBinomial(n, kappa F(z), kappa F(-z)) (model/overdispersion.py),
 and, when refusals are modelled, the r refusals of the cell ~ Binomial(n + r, logistic of the
 mean of the two tasks' refusal propensities), and, given refusal counts of completions, the k_t
 of n_t completions of task t refused ~ Binomial(n_t, logistic(a + b (propensity_t + 4))).
