@@ -207,6 +207,16 @@ def _condition_utilities(mu, task_dataset) -> pt.TensorVariable:
     )
 
 
+def _cell_distribution(spec: ModelSpec, data: ChoiceData, task_dataset, a_idx, b_idx):
+    """The cells' term beside z (the lapse rate, or the Beta concentration of beta-binomial
+    cells) and their log-probability and random functions."""
+    if spec.overdispersion == "beta-binomial":
+        concentration = cell_concentration(task_dataset, a_idx, b_idx)
+        return concentration, beta_binomial_choice_logp, beta_binomial_choice_random
+    lapse = _lapse(spec, data, task_dataset, a_idx, b_idx)
+    return lapse, _choice_logp(spec.link, spec.lapse != "none"), _choice_random(spec.link)
+
+
 def build_model(spec: ModelSpec, data: ChoiceData) -> pm.Model:
     """The PyMC model of `spec` on `data`, with coords `task`, `dataset`, `cell` (and
     `condition`, `shifted` when conditions are modelled)."""
@@ -266,14 +276,7 @@ def build_model(spec: ModelSpec, data: ChoiceData) -> pm.Model:
         if spec.overdispersion in PAIR_EFFECTS:
             effect = pair_effect(spec, data, cells, task_dataset)
             z = z + effect / pt.sqrt(sigma[first] ** 2 + sigma[second] ** 2)
-        # The cell term beside z: the lapse rate, or the Beta concentration of beta-binomial cells.
-        if spec.overdispersion == "beta-binomial":
-            cell_term = cell_concentration(task_dataset, a_idx, b_idx)
-            logp, random = beta_binomial_choice_logp, beta_binomial_choice_random
-        else:
-            cell_term = _lapse(spec, data, task_dataset, a_idx, b_idx)
-            logp = _choice_logp(spec.link, spec.lapse != "none")
-            random = _choice_random(spec.link)
+        cell_term, logp, random = _cell_distribution(spec, data, task_dataset, a_idx, b_idx)
         pm.CustomDist(
             "first_chosen",
             z,
