@@ -17,8 +17,8 @@ the training split are dropped (counted in `dropped_trials`).
 
 Usage:
     python benchmarks/real.py [--comparisons PATH] [--seeds 0,1] [--models hierarchical,...]
-                              [--draws 1000] [--save-fits DIR] [--out benchmarks/results/real.csv]
-                              [--prior sigma_spread_sd=0.1 ...]
+                              [--draws 1000] [--target-accept 0.9] [--save-fits DIR]
+                              [--out benchmarks/results/real.csv] [--prior sigma_spread_sd=0.1 ...]
 """
 
 from __future__ import annotations
@@ -185,7 +185,9 @@ def run(args: argparse.Namespace) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFr
             fit = bp.fit(
                 train,
                 model=name,
-                settings=bp.SamplerSettings(draws=args.draws, tune=args.draws, seed=seed),
+                settings=bp.SamplerSettings(
+                    draws=args.draws, tune=args.draws, seed=seed, target_accept=args.target_accept
+                ),
                 progressbar=False,
                 out=args.save_fits / f"seed{seed}" / label if args.save_fits else None,
                 force=True,
@@ -240,6 +242,7 @@ def main() -> None:
     parser.add_argument("--seeds", type=_seeds, default=[0, 1])
     parser.add_argument("--models", type=lambda text: text.split(","), default=available_models())
     parser.add_argument("--draws", type=int, default=1000)
+    parser.add_argument("--target-accept", type=float, default=0.9, help="NUTS's (default 0.9)")
     parser.add_argument("--save-fits", type=Path, default=None)
     parser.add_argument(
         "--statistics",

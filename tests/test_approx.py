@@ -172,5 +172,8 @@ def test_pair_effect_models_are_refused_before_any_sampling(small_simulation, tm
         app, ["fit", str(comparisons), "--model", "hierarchical-pair-dataset",
               "--method", "approx", "--out", str(out)],
     )  # fmt: skip
-    assert result.exit_code != 0 and "which the Laplace approximation cannot fit" in result.output
+    assert result.exit_code != 0 and "at the mode they take up each pair's" in result.output
     assert "Traceback" not in result.output and not out.exists()
+    with pytest.raises(bp.FitError, match="beta-binomial cells, not yet checked against NUTS"):
+        bp.fit(comparisons, model="beta-binomial", method="approx", out=out)
+    assert not out.exists()

@@ -4,11 +4,17 @@ import itertools
 
 import numpy as np
 import pytensor
+import pytensor.tensor as pt
 import pytest
-from scipy.special import gammaln, log_ndtr
+from scipy.special import betaln, gammaln, log_ndtr, ndtr
+from scipy.stats import betabinom
 
 import bayespref as bp
 from bayespref.model.builder import build_model
+from bayespref.model.overdispersion import (
+    beta_binomial_choice_logp,
+    beta_binomial_choice_random,
+)
 from bayespref.model.spec import OPTIONS, ModelSpec
 
 
@@ -204,6 +210,55 @@ def test_pair_effect_is_shared_by_both_orders_and_every_repeat_of_a_pair(overdis
     expected += k * log_ndtr(z) + (n - k) * log_ndtr(-z)
     observed = model.compile_logp(vars=[model["first_chosen"]], sum=False)(point)[0]
     np.testing.assert_allclose(observed, expected, rtol=1e-9, atol=1e-12)
+
+
+def test_beta_binomial_cells_equal_scipy_and_keep_far_tails(tiny_data):
+    _, data = tiny_data
+    model = build_model(ModelSpec(overdispersion="beta-binomial"), data)
+    rng = np.random.default_rng(6)
+    point = {n: v + rng.normal(0, 0.5, np.shape(v)) for n, v in model.initial_point().items()}
+    names = ["mu", "sigma_dataset", "position_bias_dataset", "concentration_dataset"]
+    mu, sigma, bias, kappa = evaluate(model, names, point)
+    cells, td = data.cells, data.task_dataset_idx
+    a, b, n, k = (cells[c].to_numpy() for c in ("a_idx", "b_idx", "n", "k"))
+    z = (mu[a] - mu[b] + (bias[td[a]] + bias[td[b]]) / 2) / np.hypot(sigma[td[a]], sigma[td[b]])
+    concentration = np.sqrt(kappa[td[a]] * kappa[td[b]])
+    p = ndtr(z)
+    expected = betabinom.logpmf(k, n, concentration * p, concentration * (1 - p))
+    observed = model.compile_logp(vars=[model["first_chosen"]], sum=False)(point)[0]
+    np.testing.assert_allclose(observed, expected, rtol=1e-8, atol=1e-10)
+
+    # Far in the tail P(first) underflows as 1 - Phi(z); the cell's log-probability does not.
+    k, z, n = np.array([3, 0, 2]), np.array([-30.0, -30.0, 12.0]), np.array([5, 5, 4])
+    far = beta_binomial_choice_logp(k, z, n, 0.0, np.float64(2.0)).eval()
+    tiny = np.exp(log_ndtr(-12.0))
+    expected = [
+        # kappa = 2: alpha (alpha + 1) (alpha + 2) beta (beta + 1) / (2 x 3 x ... x 6)
+        log_ndtr(-30.0) + np.log(2 * 2 * 6 / 720),  # 3 of 5 at P ~ 0: alpha ~ 2 P
+        0.0,  # none of 5 at P ~ 0: certain
+        np.log(2 * tiny) + np.log(6 / 120),  # 2 losses of 4 at 1 - P ~ 0
+    ]
+    np.testing.assert_allclose(far, expected, rtol=1e-6, atol=1e-9)
+    # Where Phi(-z) underflows to 0 the value and gradient stay finite.
+    z, kappa = pt.dvector("z"), pt.dscalar("kappa")
+    total = beta_binomial_choice_logp(k, z, n, 0.0, kappa).sum()
+    gradient = pytensor.function([z, kappa], pytensor.grad(total, [z, kappa]))
+    assert all(np.isfinite(g).all() for g in gradient(np.array([-45.0, -45.0, 45.0]), 2.0))
+
+
+def test_beta_binomial_replicates_are_more_often_unanimous_than_binomial_ones():
+    rng = np.random.default_rng(7)
+    z, n = np.full(20_000, 0.84), np.full(20_000, 5)  # P(first) = 0.8
+    shared = beta_binomial_choice_random(z, n, 0.0, 1.0, rng=rng)
+    unanimous = np.mean((shared == 0) | (shared == 5))
+    # Beta(0.8, 0.2) shared by five trials: P(all the same) = 0.8 B(5.8, 0.2) / B(0.8, 0.2)
+    # over 0.8, plus the same for losses.
+    exact = np.exp(betaln(5.8, 0.2) - betaln(0.8, 0.2)) + np.exp(
+        betaln(0.8, 5.2) - betaln(0.8, 0.2)
+    )
+    assert unanimous == pytest.approx(exact, abs=0.01)
+    assert exact > 0.8**5 + 0.2**5 + 0.15
+    assert shared.mean() / 5 == pytest.approx(0.8, abs=0.01)
 
 
 def test_overdispersion_needs_probit_and_leaves_earlier_spec_hashes_alone():

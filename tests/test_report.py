@@ -209,7 +209,7 @@ def test_page_shows_the_ordered_pairs_farthest_from_their_replicates():
     assert farthest_pairs(table, 64) is table
 
 
-def test_noise_by_dataset_gives_each_dataset_its_level_and_lapse_with_intervals():
+def test_noise_by_dataset_gives_each_dataset_its_level_lapse_and_concentration_with_intervals():
     import xarray as xr
 
     from bayespref.analysis.summaries import noise_by_dataset
@@ -220,10 +220,12 @@ def test_noise_by_dataset_gives_each_dataset_its_level_and_lapse_with_intervals(
             "sigma_dataset": (("chain", "draw", "dataset"), np.stack([draws, 2 * draws], -1)),
             "lapse_dataset": (("chain", "draw", "dataset"), np.stack([draws, draws], -1) / 1000),
             "dataset_spread": (("chain", "draw", "dataset"), np.stack([draws, draws], -1) * 3),
+            "concentration_dataset": (("chain", "draw", "dataset"), np.stack([draws, -draws], -1)),
         },
         coords={"dataset": ["x", "y"]},
     )
     table = noise_by_dataset(posterior, ["x", "y"]).set_index("dataset")
+    assert table.loc["y", "concentration_mean"] == -50.5
     assert table.loc["x", "sigma_mean"] == 50.5 and table.loc["y", "sigma_mean"] == 101.0
     assert table.loc["x", "sigma_low"] == pytest.approx(np.quantile(draws, 0.03))
     assert table.loc["y", "lapse_high"] == pytest.approx(np.quantile(draws, 0.97) / 1000)

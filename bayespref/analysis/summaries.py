@@ -96,16 +96,25 @@ def noise_by_dataset(posterior: xr.Dataset, datasets: list[str]) -> pd.DataFrame
     geometric mean of its tasks' noise under per-task noise), of its utility spread in units of
     its own noise `spread_over_sigma_*` (what choices within the dataset identify even when its
     noise and spread trade off), with a per-task lapse of its tasks' mean lapse rate `lapse_*`,
-    and with pair effects by dataset or task of their sd `pair_sd_*` (by task: the geometric
-    mean of its tasks'). Empty when noise is shared and there is no per-task lapse."""
+    with pair effects by dataset or task of their sd `pair_sd_*` (by task: the geometric
+    mean of its tasks'), and with beta-binomial cells of their concentration `concentration_*`
+    (small: repeats of a pair agree beyond their probability). Empty when noise is shared and
+    there is no per-task lapse."""
     table = pd.DataFrame({"dataset": datasets})
-    wanted = ("sigma_dataset", "dataset_spread", "lapse_dataset", "pair_sd_dataset")
+    wanted = (
+        "sigma_dataset",
+        "dataset_spread",
+        "lapse_dataset",
+        "pair_sd_dataset",
+        "concentration_dataset",
+    )
     found = {name: post.draws(posterior, name) for name in wanted if name in posterior}
     columns = {"sigma": found.get("sigma_dataset")}
     if "sigma_dataset" in found and "dataset_spread" in found:
         columns["spread_over_sigma"] = found["dataset_spread"] / found["sigma_dataset"]
     columns["lapse"] = found.get("lapse_dataset")
     columns["pair_sd"] = found.get("pair_sd_dataset")
+    columns["concentration"] = found.get("concentration_dataset")
     for prefix, values in columns.items():
         if values is not None:
             summary = _interval(values)

@@ -12,11 +12,9 @@
    computed in blocks of Hessian-vector products, gives the Gaussian N(mode, H^-1), and its draws
    are mapped back to the model's variables. Spread draws come from the 1-D Laplace of step 1.
 
-Ignored, by construction: the spread's uncertainty in the utilities' intervals (small with tens of
-tasks per dataset), and non-Gaussian tails (near-deterministic choices). Chosen over ADVI (its
-mean-field covariance drops the correlations between utilities that share comparisons) and over
-Pathfinder (not in this stack); its interval coverage is measured in benchmarks/run.py.
-Everything it writes is labelled approximate.
+Ignored: the spread's uncertainty in the intervals (small at tens of tasks per dataset) and
+non-Gaussian tails. Chosen over ADVI (mean-field drops the correlations of utilities that share
+comparisons) and Pathfinder (not in this stack); coverage: benchmarks/run.py. Labelled approximate.
 """
 
 from __future__ import annotations
@@ -48,14 +46,15 @@ def unsupported(spec: ModelSpec) -> str | None:
     """Why the approximation refuses `spec`, or None. At the joint mode pair effects take up each
     pair's choices and the utilities shrink, with few trials near certain, so the limit above
     misses it (benchmarks/approx_coverage.py, realistic preset: coverage 22-58%, NUTS 92-95%)."""
-    if spec.overdispersion != "none":
-        return (
-            f"model '{spec.name}' has pair effects (overdispersion = '{spec.overdispersion}'), "
-            "which the Laplace approximation cannot fit: at the mode they take up each pair's "
-            "choices and the utilities shrink (true utilities covered 22-58% in "
-            "benchmarks/approx_coverage.py); use NUTS"
+    if spec.overdispersion == "none":
+        return None
+    found = "beta-binomial cells, not yet checked against NUTS"
+    if spec.overdispersion != "beta-binomial":
+        found = (
+            f"pair effects (overdispersion = '{spec.overdispersion}'): at the mode they take up "
+            "each pair's choices and the utilities shrink, true utilities covered 22-58%"
         )
-    return None
+    return f"model '{spec.name}' has {found} (benchmarks/approx_coverage.py); use NUTS"
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,7 @@ For a cell of n choice trials showing task i first and task j second under condi
 which chose the first:
     z = (mu_ic - mu_jc + beta) / sqrt(sigma_i^2 + sigma_j^2),
     k ~ Binomial(n, eps/2 + (1 - eps) F(z))          (eps = 0 without a lapse term),
+or with beta-binomial cells k ~ BetaBinomial(n, kappa F(z), kappa F(-z)) (model/overdispersion.py),
 and, when refusals are modelled, the r refusals of the cell ~ Binomial(n + r, logistic of the
 mean of the two tasks' refusal propensities), and, given refusal counts of completions, the k_t
 of n_t completions of task t refused ~ Binomial(n_t, logistic(a + b (propensity_t + 4))).
@@ -15,7 +16,6 @@ measured from the reference condition.
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 import pymc as pm
 import pytensor.tensor as pt
 from scipy.special import gammaln
@@ -23,6 +23,13 @@ from scipy.special import gammaln
 from bayespref.data.choice_data import ChoiceData
 from bayespref.model.choice import first_choice_probability, first_choice_z
 from bayespref.model.likelihood import log_phi, probit_binomial_logp
+from bayespref.model.overdispersion import (
+    PAIR_EFFECTS,
+    beta_binomial_choice_logp,
+    beta_binomial_choice_random,
+    cell_concentration,
+    pair_effect,
+)
 from bayespref.model.refusals import refusal_terms
 from bayespref.model.spec import ModelSpec
 from bayespref.model.structure import (
@@ -227,42 +234,14 @@ def _condition_utilities(spec: ModelSpec, data: ChoiceData, mu, task_dataset) ->
     )
 
 
-def _pair_effect(spec: ModelSpec, data: ChoiceData, cells: pd.DataFrame, task_dataset):
-    """Each cell's pair effect, in noise units: one Normal(0, sd) effect per unordered pair and
-    condition, favouring the same task in both orders and shared by every repeat, so a pair's
-    repeats are not independent evidence about the two utilities. With 'pair-by-dataset' a pair
-    of datasets d, e has sd^2 = (pair_sd_d^2 + pair_sd_e^2) / 2, with 'pair-by-task' a pair of
-    tasks i, j has sd^2 = (pair_sd_i^2 + pair_sd_j^2) / 2."""
-    n_tasks = len(data.tasks)
-    a, b = cells["a_idx"].to_numpy(np.int64), cells["b_idx"].to_numpy(np.int64)
-    low, high = np.minimum(a, b), np.maximum(a, b)
-    condition = cells["condition_idx"].to_numpy(np.int64) if "condition_idx" in cells else 0
-    pairs, pair_idx = np.unique((condition * n_tasks + low) * n_tasks + high, return_inverse=True)
-    pm.modelcontext(None).add_coord("pair", np.arange(len(pairs)))
-    offset = pm.Normal("pair_offset", 0.0, 1.0, dims="pair")
-    if spec.overdispersion == "pair":
-        sd = pm.HalfNormal("pair_sd", PRIORS["pair_sd"])
-    else:
-        by_dataset = pm.HalfNormal("pair_sd_dataset", PRIORS["pair_sd"], dims="dataset")
-        by_task = by_dataset[task_dataset]
-        if spec.overdispersion == "pair-by-task":
-            by_task = _pair_sd_by_task(data, by_dataset, task_dataset)
-        sd = pt.sqrt((by_task[a] ** 2 + by_task[b] ** 2) / 2)
-    return sd * offset[pair_idx] * np.where(a == low, 1.0, -1.0)
-
-
-def _pair_sd_by_task(data: ChoiceData, by_dataset, task_dataset) -> pt.TensorVariable:
-    """Each task's pair-effect sd: its dataset's times exp(spread x offset), the log offsets
-    summing to zero within each dataset (so `pair_sd_dataset` is the geometric mean of its
-    tasks'). The sd measures how far the task's pairs stray from the utility order, consistently
-    over their repeats: task-level inconsistency, with the noise unit still set by repeats."""
-    group, dependent = free_tasks(data)
-    spread = pm.HalfNormal("pair_sd_spread", PRIORS["pair_sd_spread_sd"])
-    free = pm.Normal("pair_sd_offset", 0.0, 1.0, dims="free_task")
-    offset = zero_sum_within(free, group, dependent, len(data.datasets))
-    return pm.Deterministic(
-        "pair_sd_task", by_dataset[task_dataset] * pt.exp(spread * offset), dims="task"
-    )
+def _cell_distribution(spec: ModelSpec, data: ChoiceData, task_dataset, a_idx, b_idx):
+    """The cells' term beside z (the lapse rate, or the Beta concentration of beta-binomial
+    cells) and their log-probability and random functions."""
+    if spec.overdispersion == "beta-binomial":
+        concentration = cell_concentration(task_dataset, a_idx, b_idx)
+        return concentration, beta_binomial_choice_logp, beta_binomial_choice_random
+    lapse = _lapse(spec, data, task_dataset, a_idx, b_idx)
+    return lapse, _choice_logp(spec.link, spec.lapse != "none"), _choice_random(spec.link)
 
 
 def build_model(spec: ModelSpec, data: ChoiceData) -> pm.Model:
@@ -321,19 +300,18 @@ def build_model(spec: ModelSpec, data: ChoiceData) -> pm.Model:
                 task_dataset,
                 position_scope(spec, n_datasets),
             )
-        with_lapse = spec.lapse != "none"
-        lapse = _lapse(spec, data, task_dataset, a_idx, b_idx)
-        if spec.overdispersion != "none":
-            effect = _pair_effect(spec, data, cells, task_dataset)
+        if spec.overdispersion in PAIR_EFFECTS:
+            effect = pair_effect(spec, data, cells, task_dataset)
             z = z + effect / pt.sqrt(sigma[first] ** 2 + sigma[second] ** 2)
+        cell_term, logp, random = _cell_distribution(spec, data, task_dataset, a_idx, b_idx)
         pm.CustomDist(
             "first_chosen",
             z,
             n_data,
             binomial_log_coefficient(n, k),
-            lapse,
-            logp=_choice_logp(spec.link, with_lapse),
-            random=_choice_random(spec.link),
+            cell_term,
+            logp=logp,
+            random=random,
             observed=k,
             dims="cell",
         )

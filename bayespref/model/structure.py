@@ -38,6 +38,10 @@ PRIORS = {
     "lapse_spread_sd": 1.0,
     "pair_sd": 5.0,  # a pair's effect shared by its repeats, in noise units (as spreads)
     "pair_sd_spread_sd": 0.5,  # spread of log pair-effect sd between tasks of a dataset
+    # Beta-binomial cells: log concentration per dataset; 94% of the prior between kappa 0.15
+    # (repeats nearly always unanimous) and 50 (nearly binomial), centred at 2.7.
+    "log_concentration_mu": 1.0,
+    "log_concentration_sd": 1.5,
 }
 
 
