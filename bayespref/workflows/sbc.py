@@ -37,6 +37,7 @@ RANKED = (
     "refusal_spread",
     "refusal_utility_corr",
     "lapse",
+    "concentration_dataset",
 )
 # Zero sums over the last axis (sigma_dataset: exp of a zero-sum vector; condition_shift: over
 # datasets, in each shifted condition).
