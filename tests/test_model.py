@@ -266,6 +266,8 @@ def test_overdispersion_needs_probit_and_leaves_earlier_spec_hashes_alone():
         ModelSpec(overdispersion="pair", link="logit")
     assert "overdispersion" not in ModelSpec().to_dict()
     assert ModelSpec(overdispersion="pair").to_dict()["overdispersion"] == "pair"
+    with pytest.raises(bp.SpecError, match="'beta-binomial' takes no lapse term"):
+        ModelSpec(name="mine", overdispersion="beta-binomial", lapse="per-task")
 
 
 def test_per_task_noise_has_its_dataset_level_as_geometric_mean(tiny_data):
