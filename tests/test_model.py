@@ -12,6 +12,7 @@ from scipy.stats import betabinom
 import bayespref as bp
 from bayespref.model.builder import build_model
 from bayespref.model.overdispersion import (
+    SUMMED_REPEATS,
     beta_binomial_choice_logp,
     beta_binomial_choice_random,
 )
@@ -212,8 +213,10 @@ def test_pair_effect_is_shared_by_both_orders_and_every_repeat_of_a_pair(overdis
     np.testing.assert_allclose(observed, expected, rtol=1e-9, atol=1e-12)
 
 
-def test_beta_binomial_cells_equal_scipy_and_keep_far_tails(tiny_data):
+@pytest.mark.parametrize("max_count", [None, 5], ids=["log-gamma", "summed"])
+def test_beta_binomial_cells_equal_scipy_and_keep_far_tails(tiny_data, max_count):
     _, data = tiny_data
+    assert data.cells["n"].max() <= SUMMED_REPEATS  # the model sums its rising factorials
     model = build_model(ModelSpec(overdispersion="beta-binomial"), data)
     rng = np.random.default_rng(6)
     point = {n: v + rng.normal(0, 0.5, np.shape(v)) for n, v in model.initial_point().items()}
@@ -228,9 +231,19 @@ def test_beta_binomial_cells_equal_scipy_and_keep_far_tails(tiny_data):
     observed = model.compile_logp(vars=[model["first_chosen"]], sum=False)(point)[0]
     np.testing.assert_allclose(observed, expected, rtol=1e-8, atol=1e-10)
 
+    # Cells of up to 12 repeats (three blocks of summed factors), concentrations 0.01 to 1e4.
+    n = rng.integers(0, 13, 200)
+    k, z, kappa = rng.integers(0, n + 1), rng.normal(0, 2, 200), np.exp(rng.uniform(-4.6, 9.2, 200))
+    p = ndtr(z)
+    expected = betabinom.logpmf(k, n, kappa * p, kappa * (1 - p))
+    coefficient = gammaln(n + 1) - gammaln(k + 1) - gammaln(n - k + 1)
+    observed = beta_binomial_choice_logp(k, z, n, coefficient, kappa, max_count and 12).eval()
+    # Differences of log-gammas near 10 lose about 1e-8 of their value at kappa 1e4.
+    np.testing.assert_allclose(observed, expected, rtol=1e-7, atol=1e-9)
+
     # Far in the tail P(first) underflows as 1 - Phi(z); the cell's log-probability does not.
     k, z, n = np.array([3, 0, 2]), np.array([-30.0, -30.0, 12.0]), np.array([5, 5, 4])
-    far = beta_binomial_choice_logp(k, z, n, 0.0, np.float64(2.0)).eval()
+    far = beta_binomial_choice_logp(k, z, n, 0.0, np.float64(2.0), max_count).eval()
     tiny = np.exp(log_ndtr(-12.0))
     expected = [
         # kappa = 2: alpha (alpha + 1) (alpha + 2) beta (beta + 1) / (2 x 3 x ... x 6)
@@ -241,7 +254,7 @@ def test_beta_binomial_cells_equal_scipy_and_keep_far_tails(tiny_data):
     np.testing.assert_allclose(far, expected, rtol=1e-6, atol=1e-9)
     # Where Phi(-z) underflows to 0 the value and gradient stay finite.
     z, kappa = pt.dvector("z"), pt.dscalar("kappa")
-    total = beta_binomial_choice_logp(k, z, n, 0.0, kappa).sum()
+    total = beta_binomial_choice_logp(k, z, n, 0.0, kappa, max_count).sum()
     gradient = pytensor.function([z, kappa], pytensor.grad(total, [z, kappa]))
     assert all(np.isfinite(g).all() for g in gradient(np.array([-45.0, -45.0, 45.0]), 2.0))
 

@@ -15,6 +15,8 @@ measured from the reference condition.
 
 from __future__ import annotations
 
+from functools import partial
+
 import numpy as np
 import pymc as pm
 import pytensor.tensor as pt
@@ -234,12 +236,13 @@ def _condition_utilities(spec: ModelSpec, data: ChoiceData, mu, task_dataset) ->
     )
 
 
-def _cell_distribution(spec: ModelSpec, data: ChoiceData, task_dataset, a_idx, b_idx):
+def _cell_distribution(spec: ModelSpec, data: ChoiceData, task_dataset, a_idx, b_idx, n):
     """The cells' term beside z (the lapse rate, or the Beta concentration of beta-binomial
-    cells) and their log-probability and random functions."""
+    cells) and their log-probability and random functions, for cells of at most max(n) trials."""
     if spec.overdispersion == "beta-binomial":
         concentration = cell_concentration(task_dataset, a_idx, b_idx)
-        return concentration, beta_binomial_choice_logp, beta_binomial_choice_random
+        logp = partial(beta_binomial_choice_logp, max_count=int(n.max(initial=0)))
+        return concentration, logp, beta_binomial_choice_random
     lapse = _lapse(spec, data, task_dataset, a_idx, b_idx)
     return lapse, _choice_logp(spec.link, spec.lapse != "none"), _choice_random(spec.link)
 
@@ -303,7 +306,7 @@ def build_model(spec: ModelSpec, data: ChoiceData) -> pm.Model:
         if spec.overdispersion in PAIR_EFFECTS:
             effect = pair_effect(spec, data, cells, task_dataset)
             z = z + effect / pt.sqrt(sigma[first] ** 2 + sigma[second] ** 2)
-        cell_term, logp, random = _cell_distribution(spec, data, task_dataset, a_idx, b_idx)
+        cell_term, logp, random = _cell_distribution(spec, data, task_dataset, a_idx, b_idx, n)
         pm.CustomDist(
             "first_chosen",
             z,

@@ -77,10 +77,25 @@ def cell_concentration(task_dataset, a_idx, b_idx) -> pt.TensorVariable:
     return pt.exp((log_kappa[task_dataset[a_idx]] + log_kappa[task_dataset[b_idx]]) / 2)
 
 
-def _log_rising(count, log_alpha, alpha):
+# Up to this many repeats a cell's rising factorials are written as sums of logs, one per repeat,
+# which JAX evaluates and differentiates twice as fast as log-gamma and digamma (real set).
+SUMMED_REPEATS = 16
+
+
+def _log_rising(count, log_alpha, alpha, max_count: int | None):
     """log of alpha (alpha + 1) ... (alpha + count - 1), the ratio Gamma(count + alpha) /
     Gamma(alpha), with log alpha given so that a tiny alpha (a near-certain cell's unlikely side)
     keeps its precision: Gamma(alpha) itself is near 1 / alpha."""
+    if max_count is not None and max_count <= SUMMED_REPEATS:
+        # Factors multiplied in fours before one log: below float32's overflow for kappa < 1e9.
+        total = pt.switch(count > 0, log_alpha, 0.0)
+        for start in range(1, max_count, 4):
+            factors = [
+                pt.switch(count > j, alpha + j, 1.0)
+                for j in range(start, min(start + 4, max_count))
+            ]
+            total = total + pt.log(pt.prod(pt.stack(factors), axis=0))
+        return total
     # Both branches of a switch are evaluated and differentiated: with count 0 and alpha
     # underflowed to 0, Gamma(count + alpha) is infinite in the unused one. Written so, fits of
     # the real set failed (r_hat 9.5, 904 of 1,200 transitions divergent); at_least_one keeps
@@ -90,14 +105,19 @@ def _log_rising(count, log_alpha, alpha):
     return pt.switch(count > 0, written, 0.0)
 
 
-def beta_binomial_choice_logp(k, z, n, log_coefficient, concentration):
+def beta_binomial_choice_logp(
+    k, z, n, log_coefficient, concentration, max_count: int | None = None
+):
     """log BetaBinomial(k | n, kappa Phi(z), kappa Phi(-z)), both sides from log Phi so that
-    neither underflows in the far tails."""
+    neither underflows in the far tails. With `max_count`, the largest n of any cell, small
+    counts are summed term by term instead of through log-gamma."""
     log_first, log_second = log_phi(z), log_phi(-z)
     log_kappa = pt.log(concentration)
-    first = _log_rising(k, log_kappa + log_first, concentration * pt.exp(log_first))
-    second = _log_rising(n - k, log_kappa + log_second, concentration * pt.exp(log_second))
-    total = pt.gammaln(n + concentration) - pt.gammaln(concentration)
+    first = _log_rising(k, log_kappa + log_first, concentration * pt.exp(log_first), max_count)
+    second = _log_rising(
+        n - k, log_kappa + log_second, concentration * pt.exp(log_second), max_count
+    )
+    total = _log_rising(n, log_kappa, concentration, max_count)
     return log_coefficient + first + second - total
 
 
