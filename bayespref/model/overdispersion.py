@@ -77,7 +77,7 @@ def cell_concentration(task_dataset, a_idx, b_idx) -> pt.TensorVariable:
     return pt.exp((log_kappa[task_dataset[a_idx]] + log_kappa[task_dataset[b_idx]]) / 2)
 
 
-# Up to this many repeats a cell's rising factorials are written as sums of logs, one per repeat,
+# Up to this many repeats a cell's rising factorials are written as products of their factors,
 # which JAX evaluates and differentiates twice as fast as log-gamma and digamma (real set).
 SUMMED_REPEATS = 16
 
