@@ -17,7 +17,8 @@ the training split are dropped (counted in `dropped_trials`).
 
 Usage:
     python benchmarks/real.py [--comparisons PATH] [--seeds 0,1] [--models hierarchical,...]
-                              [--draws 1000] [--target-accept 0.9] [--save-fits DIR]
+                              [--draws 1000] [--target-accept 0.9] [--until-trusted]
+                              [--save-fits DIR]
                               [--out benchmarks/results/real.csv] [--prior sigma_spread_sd=0.1 ...]
 """
 
@@ -186,7 +187,12 @@ def run(args: argparse.Namespace) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFr
                 train,
                 model=name,
                 settings=bp.SamplerSettings(
-                    draws=args.draws, tune=args.draws, seed=seed, target_accept=args.target_accept
+                    draws=args.draws,
+                    tune=args.draws,
+                    seed=seed,
+                    target_accept=args.target_accept,
+                    until_trusted=args.until_trusted,
+                    max_draws=5 * args.draws,
                 ),
                 progressbar=False,
                 out=args.save_fits / f"seed{seed}" / label if args.save_fits else None,
@@ -243,6 +249,11 @@ def main() -> None:
     parser.add_argument("--models", type=lambda text: text.split(","), default=available_models())
     parser.add_argument("--draws", type=int, default=1000)
     parser.add_argument("--target-accept", type=float, default=0.9, help="NUTS's (default 0.9)")
+    parser.add_argument(
+        "--until-trusted",
+        action="store_true",
+        help="draw blocks of --draws until the trust thresholds hold (at most 5 blocks)",
+    )
     parser.add_argument("--save-fits", type=Path, default=None)
     parser.add_argument(
         "--statistics",

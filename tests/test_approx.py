@@ -174,6 +174,7 @@ def test_pair_effect_models_are_refused_before_any_sampling(small_simulation, tm
     )  # fmt: skip
     assert result.exit_code != 0 and "at the mode they take up each pair's" in result.output
     assert "Traceback" not in result.output and not out.exists()
-    with pytest.raises(bp.FitError, match="beta-binomial cells, not yet checked against NUTS"):
-        bp.fit(comparisons, model="beta-binomial", method="approx", out=out)
+    for model in ("beta-binomial", "task-concentration"):
+        with pytest.raises(bp.FitError, match="beta-binomial cells, not yet checked against NUTS"):
+            bp.fit(comparisons, model=model, method="approx", out=out)
     assert not out.exists()

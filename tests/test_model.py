@@ -259,6 +259,29 @@ def test_beta_binomial_cells_equal_scipy_and_keep_far_tails(tiny_data, max_count
     assert all(np.isfinite(g).all() for g in gradient(np.array([-45.0, -45.0, 45.0]), 2.0))
 
 
+def test_concentration_by_task_pools_around_its_dataset_and_enters_cells_as_geometric_mean(
+    tiny_data,
+):
+    _, data = tiny_data
+    model = build_model(ModelSpec(overdispersion="beta-binomial-by-task"), data)
+    rng = np.random.default_rng(8)
+    point = {n: v + rng.normal(0, 0.7, np.shape(v)) for n, v in model.initial_point().items()}
+    names = ["mu", "sigma_dataset", "position_bias_dataset", "concentration_dataset"]
+    mu, sigma, bias, kappa_dataset, kappa = evaluate(model, [*names, "concentration_task"], point)
+    td = data.task_dataset_idx
+    for dataset in range(len(data.datasets)):
+        mine = np.log(kappa[td == dataset])
+        assert mine.std() > 0.05  # tasks differ
+        assert np.exp(mine.mean()) == pytest.approx(kappa_dataset[dataset], rel=1e-9)
+    cells = data.cells
+    a, b, n, k = (cells[c].to_numpy() for c in ("a_idx", "b_idx", "n", "k"))
+    z = (mu[a] - mu[b] + (bias[td[a]] + bias[td[b]]) / 2) / np.hypot(sigma[td[a]], sigma[td[b]])
+    concentration, p = np.sqrt(kappa[a] * kappa[b]), ndtr(z)
+    expected = betabinom.logpmf(k, n, concentration * p, concentration * (1 - p))
+    observed = model.compile_logp(vars=[model["first_chosen"]], sum=False)(point)[0]
+    np.testing.assert_allclose(observed, expected, rtol=1e-8, atol=1e-10)
+
+
 def test_beta_binomial_replicates_are_more_often_unanimous_than_binomial_ones():
     rng = np.random.default_rng(7)
     z, n = np.full(20_000, 0.84), np.full(20_000, 5)  # P(first) = 0.8
@@ -279,8 +302,9 @@ def test_overdispersion_needs_probit_and_leaves_earlier_spec_hashes_alone():
         ModelSpec(overdispersion="pair", link="logit")
     assert "overdispersion" not in ModelSpec().to_dict()
     assert ModelSpec(overdispersion="pair").to_dict()["overdispersion"] == "pair"
-    with pytest.raises(bp.SpecError, match="'beta-binomial' takes no lapse term"):
-        ModelSpec(name="mine", overdispersion="beta-binomial", lapse="per-task")
+    for cells in ("beta-binomial", "beta-binomial-by-task"):
+        with pytest.raises(bp.SpecError, match=f"'{cells}' takes no lapse"):
+            ModelSpec(name="mine", overdispersion=cells, lapse="per-task")
 
 
 def test_per_task_noise_has_its_dataset_level_as_geometric_mean(tiny_data):

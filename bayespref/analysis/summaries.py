@@ -40,18 +40,24 @@ def utilities_table(
     `n_trials` is then shaped (condition, task). With modelled refusals, the per-task refusal
     propensity (logit scale) is added as `refusal_mean`, `refusal_sd`, `refusal_low`,
     `refusal_high`; with a per-task lapse, the task's lapse rate as `lapse_mean`, `lapse_sd`,
-    `lapse_low`, `lapse_high`; with pair effects by task, their sd as `pair_sd_mean`, ...."""
+    `lapse_low`, `lapse_high`; with pair effects by task, their sd as `pair_sd_mean`, ...; with
+    beta-binomial cells by task, the task's concentration as `concentration_mean`, ...."""
     sigma = _interval(post.task_sigma(posterior, tasks["dataset_idx"].to_numpy()))
     base = pd.DataFrame({"task_id": tasks["task_id"].to_numpy(), "dataset": tasks["dataset"]})
     base = base.assign(sigma_mean=sigma["mean"], sigma_sd=sigma["sd"])
     if "refusal_propensity" in posterior:
         refusal = _interval(post.draws(posterior, "refusal_propensity"))
         base = base.assign(**{f"refusal_{key}": value for key, value in refusal.items()})
-    for name, prefix in (("lapse_task", "lapse"), ("pair_sd_task", "pair_sd")):
+    per_task = (
+        ("lapse_task", "lapse"),
+        ("pair_sd_task", "pair_sd"),
+        ("concentration_task", "concentration"),
+    )
+    for name, prefix in per_task:
         if name in posterior:
             values = _interval(post.draws(posterior, name))
             base = base.assign(**{f"{prefix}_{key}": value for key, value in values.items()})
-    extra = [c for c in base.columns if c.startswith(("refusal_", "lapse_", "pair_sd_"))]
+    extra = [c for c in base.columns if c.startswith(("refusal_", *(p + "_" for _, p in per_task)))]
     if "mu_condition" not in posterior:
         mu = _interval(post.draws(posterior, "mu"))
         table = base.assign(**{f"mu_{key}": value for key, value in mu.items()})

@@ -49,7 +49,7 @@ def unsupported(spec: ModelSpec) -> str | None:
     if spec.overdispersion == "none":
         return None
     found = "beta-binomial cells, not yet checked against NUTS"
-    if spec.overdispersion != "beta-binomial":
+    if not spec.overdispersion.startswith("beta-binomial"):
         found = (
             f"pair effects (overdispersion = '{spec.overdispersion}'): at the mode they take up "
             "each pair's choices and the utilities shrink, true utilities covered 22-58%"

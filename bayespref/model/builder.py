@@ -239,8 +239,9 @@ def _condition_utilities(spec: ModelSpec, data: ChoiceData, mu, task_dataset) ->
 def _cell_distribution(spec: ModelSpec, data: ChoiceData, task_dataset, a_idx, b_idx, n):
     """The cells' term beside z (the lapse rate, or the Beta concentration of beta-binomial
     cells) and their log-probability and random functions, for cells of at most max(n) trials."""
-    if spec.overdispersion == "beta-binomial":
-        concentration = cell_concentration(task_dataset, a_idx, b_idx)
+    if spec.overdispersion.startswith("beta-binomial"):
+        by_task = spec.overdispersion == "beta-binomial-by-task"
+        concentration = cell_concentration(data, task_dataset, a_idx, b_idx, by_task)
         logp = partial(beta_binomial_choice_logp, max_count=int(n.max(initial=0)))
         return concentration, logp, beta_binomial_choice_random
     lapse = _lapse(spec, data, task_dataset, a_idx, b_idx)

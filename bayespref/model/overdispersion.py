@@ -63,10 +63,16 @@ def _pair_sd_by_task(data: ChoiceData, by_dataset, task_dataset) -> pt.TensorVar
     )
 
 
-def cell_concentration(task_dataset, a_idx, b_idx) -> pt.TensorVariable:
-    """Each cell's Beta concentration kappa: the geometric mean of its two tasks' datasets'
-    `concentration_dataset`. kappa -> infinity is the binomial; kappa = 1 makes five repeats of a
-    P = 0.8 pair unanimous 53% of the time, against 33% for independent trials."""
+def cell_concentration(
+    data: ChoiceData, task_dataset, a_idx, b_idx, by_task: bool = False
+) -> pt.TensorVariable:
+    """Each cell's Beta concentration kappa: the geometric mean of its two tasks' concentrations,
+    each its dataset's `concentration_dataset` or, by task, that times exp(spread x offset) with
+    log offsets summing to zero within the dataset (so the dataset's is the geometric mean of its
+    tasks'). kappa -> infinity is the binomial; kappa = 1 makes five repeats of a P = 0.8 pair
+    unanimous 53% of the time, against 33% for independent trials. A task's concentration says
+    how consistently the same question about it gets the same answer: task-level inconsistency
+    read from repeats, which every pair asks, not from upsets across pairs."""
     log_kappa = pm.Normal(
         "log_concentration_dataset",
         PRIORS["log_concentration_mu"],
@@ -74,7 +80,14 @@ def cell_concentration(task_dataset, a_idx, b_idx) -> pt.TensorVariable:
         dims="dataset",
     )
     pm.Deterministic("concentration_dataset", pt.exp(log_kappa), dims="dataset")
-    return pt.exp((log_kappa[task_dataset[a_idx]] + log_kappa[task_dataset[b_idx]]) / 2)
+    log_task = log_kappa[task_dataset]
+    if by_task:
+        group, dependent = free_tasks(data)
+        spread = pm.HalfNormal("concentration_spread", PRIORS["concentration_spread_sd"])
+        free = pm.Normal("concentration_offset", 0.0, 1.0, dims="free_task")
+        log_task = log_task + spread * zero_sum_within(free, group, dependent, len(data.datasets))
+        pm.Deterministic("concentration_task", pt.exp(log_task), dims="task")
+    return pt.exp((log_task[a_idx] + log_task[b_idx]) / 2)
 
 
 # Up to this many repeats a cell's rising factorials are written as products of their factors,

@@ -21,7 +21,14 @@ OPTIONS: dict[str, tuple[str, ...]] = {
     "refusal": ("excluded", "modelled", "second-wins"),
     "conditions": ("pooled", "shifts"),
     "lapse": ("none", "estimated", "per-task"),
-    "overdispersion": ("none", "pair", "pair-by-dataset", "pair-by-task", "beta-binomial"),
+    "overdispersion": (
+        "none",
+        "pair",
+        "pair-by-dataset",
+        "pair-by-task",
+        "beta-binomial",
+        "beta-binomial-by-task",
+    ),
 }
 # Keys added after fits were saved: left out of a spec's dict (and hash) at their default, so
 # those fits still load.
@@ -56,10 +63,11 @@ class ModelSpec:
                 f"model '{self.name}': overdispersion = '{self.overdispersion}' needs link = "
                 "'probit' (predictions integrate the pair effect out in closed form)"
             )
-        if self.overdispersion == "beta-binomial" and self.lapse != "none":
+        if self.overdispersion.startswith("beta-binomial") and self.lapse != "none":
             raise SpecError(
-                f"model '{self.name}': overdispersion = 'beta-binomial' takes no lapse term "
-                f"(lapse = '{self.lapse}'): its cells' probabilities already stray from P(first)"
+                f"model '{self.name}': overdispersion = '{self.overdispersion}' takes no lapse "
+                f"term (lapse = '{self.lapse}'): its cells' probabilities already stray from "
+                "P(first)"
             )
 
     def to_dict(self) -> dict[str, str]:

@@ -42,6 +42,7 @@ PRIORS = {
     # (repeats nearly always unanimous) and 50 (nearly binomial), centred at 2.7.
     "log_concentration_mu": 1.0,
     "log_concentration_sd": 1.5,
+    "concentration_spread_sd": 0.5,  # spread of log concentration between tasks of a dataset
 }
 
 
