@@ -106,8 +106,9 @@ def replicate_choice_draws(
     """Yield (row slice, the probability that each cell's replicated trials share, shaped
     (rows, draws)) for the cells of `fit.cells`' form. Binomial cells share P(first); a
     beta-binomial cell draws its own from Beta(kappa P, kappa (1 - P)) with that posterior
-    draw's kappa; with pair effects each unordered pair draws a new effect, shared by its cells
-    (both orders), as the model's own random functions replicate them."""
+    draw's kappa; with pair effects each unordered pair draws a new effect from Normal(0, sd),
+    shared by its cells (both orders), not its fitted one: so both forms replicate what repeats
+    share alike, as beta-binomial cells (which integrate the effect out) can only do."""
     posterior = _thinned(fit, draws)
     a_idx, b_idx = cells["a_idx"].to_numpy(np.int64), cells["b_idx"].to_numpy(np.int64)
     condition = cells["condition_idx"].to_numpy(np.int64)
