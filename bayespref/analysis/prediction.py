@@ -1,4 +1,5 @@
-"""P(first shown is chosen) for new pairs, from posterior draws (noise and position included)."""
+"""P(first shown is chosen) for new pairs, from posterior draws (noise and position included),
+and the probability replicated cells share (analysis for posterior predictive checks)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,12 @@ from bayespref.errors import DataError
 from bayespref.io.locations import listing, where
 from bayespref.io.tables import read_table, require_columns, text_column
 from bayespref.model.choice import first_choice_probability, first_choice_z
+from bayespref.model.repeats import (
+    PAIR_EFFECTS,
+    cell_log_concentration,
+    pair_index,
+    shared_probability,
+)
 from bayespref.posterior import draws as post
 from bayespref.posterior.fit import Fit, load_fit
 
@@ -85,9 +92,59 @@ def first_choice_draws(
 ):
     """Yield (row slice, P(first chosen) shaped (rows, draws)) in blocks of rows, with noise,
     position bias, condition shifts and lapse as the fit has them. `draws` thins the posterior."""
+    posterior = _thinned(fit, draws)
+    for rows, z, pair_var, lapse in _choice_terms(fit, posterior, a_idx, b_idx, condition_idx):
+        if pair_var is not None:
+            # A new pair's effect is a new draw: Phi(z + e) averaged over e, in closed form.
+            z = z / np.sqrt(1 + pair_var)
+        yield rows, first_choice_probability(z, fit.spec.link, lapse)
+
+
+def replicate_choice_draws(
+    fit: Fit, cells: pd.DataFrame, draws: int | None, rng: np.random.Generator
+):
+    """Yield (row slice, the probability that each cell's replicated trials share, shaped
+    (rows, draws)) for the cells of `fit.cells`' form. Binomial cells share P(first); a
+    beta-binomial cell draws its own from Beta(kappa P, kappa (1 - P)) with that posterior
+    draw's kappa; with pair effects each unordered pair draws a new effect from Normal(0, sd),
+    shared by its cells (both orders), not its fitted one: so both forms replicate what repeats
+    share alike, as beta-binomial cells (which integrate the effect out) can only do."""
+    posterior = _thinned(fit, draws)
+    a_idx, b_idx = cells["a_idx"].to_numpy(np.int64), cells["b_idx"].to_numpy(np.int64)
+    condition = cells["condition_idx"].to_numpy(np.int64)
+    task_dataset = fit.tasks["dataset_idx"].to_numpy()
+    if fit.spec.overdispersion.startswith("beta-binomial"):
+        log_kappa = _task_log_concentration(posterior, task_dataset)
+    if fit.spec.overdispersion in PAIR_EFFECTS:
+        pair_idx, n_pairs, orientation = pair_index(a_idx, b_idx, condition, len(fit.tasks))
+        effects = rng.standard_normal((n_pairs, post.n_samples(posterior)))
+    for rows, z, pair_var, lapse in _choice_terms(fit, posterior, a_idx, b_idx, condition):
+        if pair_var is not None:
+            z = z + orientation[rows, None] * effects[pair_idx[rows]] * np.sqrt(pair_var)
+        p = first_choice_probability(z, fit.spec.link, lapse)
+        if fit.spec.overdispersion.startswith("beta-binomial"):
+            kappa = cell_log_concentration(log_kappa, a_idx[rows], b_idx[rows])
+            p = shared_probability(p, np.exp(kappa), rng)
+        yield rows, p
+
+
+def _task_log_concentration(posterior, task_dataset: np.ndarray) -> np.ndarray:
+    """Each task's log Beta concentration, shaped (task, draws): its own, or its dataset's."""
+    if "concentration_task" in posterior:
+        return np.log(post.draws(posterior, "concentration_task"))
+    return post.draws(posterior, "log_concentration_dataset")[task_dataset]
+
+
+def _thinned(fit: Fit, draws: int | None):
     posterior = fit.posterior
     if draws is not None and draws < post.n_samples(posterior):
         posterior = posterior.thin({"draw": -(-post.n_samples(posterior) // draws)})
+    return posterior
+
+
+def _choice_terms(fit: Fit, posterior, a_idx, b_idx, condition_idx):
+    """Yield (row slice, z without pair effects, the pair effect's variance in units of the
+    cell's noise variance or None, lapse) in blocks of rows, each (rows, draws) or broadcast."""
     task_dataset = fit.tasks["dataset_idx"].to_numpy()
     sigma = post.task_sigma(posterior, task_dataset)
     position, scope = post.position(posterior)
@@ -109,16 +166,16 @@ def first_choice_draws(
         a_idx, b_idx = condition_idx * n_tasks + a_idx, condition_idx * n_tasks + b_idx
     else:
         mu = post.draws(posterior, "mu")
+    pair_var = None
     for start in range(0, len(a_idx), _CHUNK):
         rows = slice(start, start + _CHUNK)
         z = first_choice_z(mu, sigma, position, a_idx[rows], b_idx[rows], task_dataset, scope)
         if pair_sd is not None:
-            # A new pair's effect is a new draw: Phi(z + e) averaged over e, in closed form.
             scale = sigma[a_idx[rows]] ** 2 + sigma[b_idx[rows]] ** 2
             pair_var = pair_sd**2
             if np.ndim(pair_var) == 2:
                 pair_var = (pair_var[a_idx[rows]] + pair_var[b_idx[rows]]) / 2
-            z = z * np.sqrt(scale / (scale + pair_var))
+            pair_var = pair_var / scale
         if task_lapse is not None:
             lapse = (task_lapse[tasks_a[rows]] + task_lapse[tasks_b[rows]]) / 2
-        yield rows, first_choice_probability(z, fit.spec.link, lapse)
+        yield rows, z, pair_var, lapse

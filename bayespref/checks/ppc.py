@@ -1,6 +1,9 @@
-"""Posterior predictive checks: replicated win and refusal rates against the observed ones.
+"""Posterior predictive checks: replicated win rates, shares of unanimous cells and refusal rates
+against the observed ones.
 
-Replicates are drawn given each cell's trial counts: choices ~ Binomial(n, P(first)) and, when
+Replicates are drawn given each cell's trial counts: choices ~ Binomial(n, the probability the
+cell's trials share: P(first), or for beta-binomial cells and pair effects a new draw of what
+the cell's repeats share, analysis/prediction.py: replicate_choice_draws) and, when
 refusals are modelled, refusals ~ Binomial(n + r, refusal probability), and given refusal counts
 of completions, each task's refused completions ~ Binomial(n, completion refusal probability).
 """
@@ -12,7 +15,7 @@ import pandas as pd
 from scipy import sparse
 from scipy.special import expit
 
-from bayespref.analysis.prediction import first_choice_draws
+from bayespref.analysis.prediction import replicate_choice_draws
 from bayespref.analysis.summaries import INTERVAL_TAILS
 from bayespref.model.structure import completion_refusal_logit
 from bayespref.posterior import draws as post
@@ -33,13 +36,20 @@ def _by_dataset(values: np.ndarray, dataset: np.ndarray, n_datasets: int) -> np.
     return np.asarray(indicator @ np.asarray(values, dtype=float))
 
 
+def _involving(values: np.ndarray, a_dataset: np.ndarray, b_dataset: np.ndarray, n_datasets: int):
+    """Sums of `values` (cells, ...) over the cells each dataset's tasks were in, a cell within
+    one dataset counted once."""
+    across = (a_dataset != b_dataset).reshape((-1,) + (1,) * (np.ndim(values) - 1))
+    return _by_dataset(values, a_dataset, n_datasets) + _by_dataset(
+        values * across, b_dataset, n_datasets
+    )
+
+
 def _replicated_first_wins(fit: Fit, cells: pd.DataFrame, rng: np.random.Generator):
     """Yield (row slice, replicated first-position wins shaped (rows, draws)), block by block of
     cells so that memory stays at one block x draws."""
     n = cells["n"].to_numpy(np.int64)
-    a_idx, b_idx = cells["a_idx"].to_numpy(), cells["b_idx"].to_numpy()
-    condition = cells["condition_idx"].to_numpy()
-    for rows, p in first_choice_draws(fit, a_idx, b_idx, condition, _DRAWS):
+    for rows, p in replicate_choice_draws(fit, cells, _DRAWS, rng):
         yield rows, rng.binomial(n[rows, None], p)
 
 
@@ -99,17 +109,33 @@ def posterior_predictive_checks(fit: Fit, cells: pd.DataFrame, seed: int = 0) ->
     observed = (
         _by_dataset(k, a_dataset, n_datasets) + _by_dataset(n - k, b_dataset, n_datasets)
     ) / shown
-    first_wins, wins = 0, 0
+    # A dataset's unanimous share: of the cells of two or more trials its tasks were in, the
+    # share whose trials all chose the same task. Binomial cells at P predict few such cells
+    # where repeats agree beyond P: the check of whether binomial cells are adequate.
+    repeated = n >= 2
+    with_repeats = _involving(repeated, a_dataset, b_dataset, n_datasets)
+    unanimous = _involving(repeated & ((k == 0) | (k == n)), a_dataset, b_dataset, n_datasets)
+    first_wins, wins, unanimous_rep = 0, 0, 0
     for rows, k_rep in _replicated_first_wins(fit, cells, rng):
         first_wins = first_wins + k_rep.sum(0)
         wins = wins + _by_dataset(k_rep, a_dataset[rows], n_datasets)
         wins = wins + _by_dataset(n[rows, None] - k_rep, b_dataset[rows], n_datasets)
+        all_same = repeated[rows, None] & ((k_rep == 0) | (k_rep == n[rows, None]))
+        unanimous_rep = unanimous_rep + _involving(
+            all_same, a_dataset[rows], b_dataset[rows], n_datasets
+        )
     replicated = wins / shown[:, None]
     statistics = {
         "first_position_win_rate": (k.sum() / max(n.sum(), 1), first_wins / max(n.sum(), 1))
     }
     for index, dataset in enumerate(fit.datasets):
         statistics[f"win_rate[{dataset}]"] = (observed[index], replicated[index])
+    for index, dataset in enumerate(fit.datasets):
+        if with_repeats[index] > 0:
+            statistics[f"unanimous_cells[{dataset}]"] = (
+                unanimous[index] / with_repeats[index],
+                unanimous_rep[index] / with_repeats[index],
+            )
     if "refusal_propensity" in fit.posterior:
         statistics |= _refusal_statistics(fit, cells, rng)
     rows = []

@@ -26,13 +26,13 @@ from bayespref.data.choice_data import ChoiceData
 from bayespref.model.choice import first_choice_probability, first_choice_z
 from bayespref.model.likelihood import log_phi, probit_binomial_logp
 from bayespref.model.overdispersion import (
-    PAIR_EFFECTS,
     beta_binomial_choice_logp,
     beta_binomial_choice_random,
     cell_concentration,
     pair_effect,
 )
 from bayespref.model.refusals import refusal_terms
+from bayespref.model.repeats import PAIR_EFFECTS
 from bayespref.model.spec import ModelSpec
 from bayespref.model.structure import (
     PRIORS,

@@ -18,11 +18,10 @@ from scipy.special import ndtr
 
 from bayespref.data.choice_data import ChoiceData
 from bayespref.model.likelihood import log_phi
+from bayespref.model.repeats import cell_log_concentration, pair_index, shared_probability
 from bayespref.model.spec import ModelSpec
 from bayespref.model.structure import PRIORS
 from bayespref.model.zero_sum import free_tasks, zero_sum_within
-
-PAIR_EFFECTS = ("pair", "pair-by-dataset", "pair-by-task")
 
 
 def pair_effect(spec: ModelSpec, data: ChoiceData, cells: pd.DataFrame, task_dataset):
@@ -31,12 +30,10 @@ def pair_effect(spec: ModelSpec, data: ChoiceData, cells: pd.DataFrame, task_dat
     repeats are not independent evidence about the two utilities. With 'pair-by-dataset' a pair
     of datasets d, e has sd^2 = (pair_sd_d^2 + pair_sd_e^2) / 2, with 'pair-by-task' a pair of
     tasks i, j has sd^2 = (pair_sd_i^2 + pair_sd_j^2) / 2."""
-    n_tasks = len(data.tasks)
     a, b = cells["a_idx"].to_numpy(np.int64), cells["b_idx"].to_numpy(np.int64)
-    low, high = np.minimum(a, b), np.maximum(a, b)
     condition = cells["condition_idx"].to_numpy(np.int64) if "condition_idx" in cells else 0
-    pairs, pair_idx = np.unique((condition * n_tasks + low) * n_tasks + high, return_inverse=True)
-    pm.modelcontext(None).add_coord("pair", np.arange(len(pairs)))
+    pair_idx, n_pairs, orientation = pair_index(a, b, condition, len(data.tasks))
+    pm.modelcontext(None).add_coord("pair", np.arange(n_pairs))
     offset = pm.Normal("pair_offset", 0.0, 1.0, dims="pair")
     if spec.overdispersion == "pair":
         sd = pm.HalfNormal("pair_sd", PRIORS["pair_sd"])
@@ -46,7 +43,7 @@ def pair_effect(spec: ModelSpec, data: ChoiceData, cells: pd.DataFrame, task_dat
         if spec.overdispersion == "pair-by-task":
             by_task = _pair_sd_by_task(data, by_dataset, task_dataset)
         sd = pt.sqrt((by_task[a] ** 2 + by_task[b] ** 2) / 2)
-    return sd * offset[pair_idx] * np.where(a == low, 1.0, -1.0)
+    return sd * offset[pair_idx] * orientation
 
 
 def _pair_sd_by_task(data: ChoiceData, by_dataset, task_dataset) -> pt.TensorVariable:
@@ -87,7 +84,7 @@ def cell_concentration(
         free = pm.Normal("concentration_offset", 0.0, 1.0, dims="free_task")
         log_task = log_task + spread * zero_sum_within(free, group, dependent, len(data.datasets))
         pm.Deterministic("concentration_task", pt.exp(log_task), dims="task")
-    return pt.exp((log_task[a_idx] + log_task[b_idx]) / 2)
+    return pt.exp(cell_log_concentration(log_task, a_idx, b_idx))
 
 
 # Up to this many repeats a cell's rising factorials are written as products of their factors,
@@ -136,9 +133,4 @@ def beta_binomial_choice_logp(
 
 def beta_binomial_choice_random(z, n, log_coefficient, concentration, rng=None, size=None):
     """Replicate cells: each cell's probability from its Beta, then its n trials."""
-    p = ndtr(z)
-    tiny = np.finfo(float).tiny
-    shared = rng.beta(
-        np.maximum(concentration * p, tiny), np.maximum(concentration * (1 - p), tiny), size=size
-    )
-    return rng.binomial(n, shared, size=size)
+    return rng.binomial(n, shared_probability(ndtr(z), concentration, rng, size), size=size)
