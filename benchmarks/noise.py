@@ -52,7 +52,7 @@ def contraction(fit_dir: Path) -> pd.DataFrame:
         by_dataset = shrunk.groupby(dataset_of.loc[shrunk.index].to_numpy())
         rows.append(
             pd.DataFrame({"median": by_dataset.median(), "max": by_dataset.max()}).assign(
-                model=fit.spec.name, offset=name
+                fit=str(fit_dir), model=fit.spec.name, offset=name
             )
         )
     return pd.concat(rows).rename_axis("dataset").reset_index() if rows else pd.DataFrame()
@@ -69,7 +69,7 @@ def main() -> None:
     contractions = pd.concat([contraction(path) for path in args.fits], ignore_index=True)
     if not contractions.empty:
         print("\nContraction of per-task offsets (1 - posterior sd / prior sd), over tasks")
-        print(contractions.set_index(["model", "offset", "dataset"]).round(3).to_string())
+        print(contractions.set_index(["fit", "offset", "dataset"]).round(3).to_string())
     if args.out is not None:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         frame.to_csv(args.out, index=False)
