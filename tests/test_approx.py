@@ -8,11 +8,13 @@ import numpy as np
 import pandas as pd
 import pytest
 from conftest import interval_coverage
+from scipy.special import ndtr
+from scipy.stats import betabinom, norm
 from typer.testing import CliRunner
 
 import bayespref as bp
 from bayespref.cli.app import app
-from bayespref.inference.approx import spread_marginal, task_information
+from bayespref.inference.approx import beta_binomial_trials, spread_marginal, task_information
 from bayespref.posterior.draws import draws
 from bayespref.workflows.fitting import APPROX_LABEL
 
@@ -106,6 +108,51 @@ def test_task_information_matches_the_probit_formula():
     )
     per_trial = (1 / (2 * np.pi)) / 0.25 / 2  # phi(0)^2 / (Phi(0) Phi(0)) / (1 + 1)
     np.testing.assert_allclose(information, per_trial * np.array([10, 14, 4]))
+
+
+def _beta_binomial_information(n: int, p: float, kappa: float, step: float = 1e-6) -> float:
+    """E[(d/dP log BetaBinomial(k | n, kappa P, kappa (1 - P)))^2] from scipy's pmf, the score
+    by central differences."""
+    k = np.arange(n + 1)
+    log_pmf = [betabinom.logpmf(k, n, kappa * q, kappa * (1 - q)) for q in (p - step, p + step)]
+    score = (log_pmf[1] - log_pmf[0]) / (2 * step)
+    return float(np.sum(betabinom.pmf(k, n, kappa * p, kappa * (1 - p)) * score**2))
+
+
+def test_beta_binomial_information_matches_its_score_variance():
+    """Each beta-binomial cell's information about its tasks' utilities: phi(z)^2 I(P) / (s_a^2 +
+    s_b^2), I(P) the expected Fisher information of the cell (from scipy's pmf, finite
+    differences), its kappa the geometric mean of its two tasks'."""
+    cells = pd.DataFrame({"a_idx": [0, 1, 2], "b_idx": [1, 2, 0], "n": [5, 12, 1]})
+    mu, sigma = np.array([0.0, -0.6, 1.5]), np.array([1.0, 0.8, 1.3])
+    concentration = np.array([0.5, 2.0, 30.0])
+    information = task_information(
+        mu, sigma, 0.2, "global", cells, np.zeros(3, dtype=int), "probit", concentration
+    )
+    per_cell = []
+    for a, b, n in cells[["a_idx", "b_idx", "n"]].itertuples(index=False):
+        scale2 = sigma[a] ** 2 + sigma[b] ** 2
+        z = (mu[a] - mu[b] + 0.2) / np.sqrt(scale2)
+        kappa = np.sqrt(concentration[a] * concentration[b])
+        information_p = _beta_binomial_information(n, ndtr(z), kappa)
+        per_cell.append(norm.pdf(z) ** 2 * information_p / scale2)
+    expected = [per_cell[0] + per_cell[2], per_cell[0] + per_cell[1], per_cell[1] + per_cell[2]]
+    np.testing.assert_allclose(information, expected, rtol=1e-5)
+
+
+def test_beta_binomial_trials_between_the_design_effect_and_n():
+    """In binomial trials: n for one trial or kappa -> infinity; else above the design effect
+    n / (1 + (n - 1) / (kappa + 1)) (k / n is not efficient) and below n; finite where P
+    underflows."""
+    n = np.array([1, 1, 5, 5, 5, 5, 5])
+    first = np.array([0.3, 0.9, 0.5, 0.5, 0.99, 0.99, 0.0])
+    kappa = np.array([0.4, 3.0, 1e7, 1.0, 1.0, 0.3, 1.0])
+    trials = beta_binomial_trials(n, first, 1 - first, kappa)
+    np.testing.assert_allclose(trials[[0, 1, 2]], [1.0, 1.0, 5.0], rtol=1e-5)
+    design = 5 / (1 + 4 / (kappa[3:] + 1))
+    assert np.all(trials[3:] >= design - 1e-9) and np.all(trials[3:] < 5)
+    assert trials[4] > 1.3 * design[1]  # near certain at kappa 1: a third above
+    assert np.isfinite(trials).all()
 
 
 def test_cli_fit_method_approx(small_simulation, tmp_path):

@@ -48,6 +48,8 @@ def unsupported(spec: ModelSpec) -> str | None:
     misses it (benchmarks/approx_coverage.py, realistic preset: coverage 22-58%, NUTS 92-95%)."""
     if spec.overdispersion == "none":
         return None
+    if spec.overdispersion == "beta-binomial" and spec.noise != "per-task":
+        return None
     found = "beta-binomial cells, not yet checked against NUTS"
     if not spec.overdispersion.startswith("beta-binomial"):
         found = (
@@ -209,16 +211,19 @@ def model_variables(model, unconstrained: np.ndarray, unravel) -> dict[str, np.n
 
 
 def _choice_terms(model, x: np.ndarray, unravel, task_dataset: np.ndarray):
-    """mu, per-task sigma, position bias and its scope, at one point."""
+    """mu, per-task sigma, position bias and its scope, and per-task Beta concentration (None
+    for binomial cells), at one point."""
     from bayespref.posterior import draws as post
 
     at = _at_point(model, x, unravel)
     position, scope = post.position(at)
+    concentration = post.task_concentration(at, task_dataset)
     return (
         post.draws(at, "mu")[:, 0],
         post.task_sigma(at, task_dataset)[:, 0],
         position[..., 0],
         scope,
+        None if concentration is None else concentration[:, 0],
     )
 
 
@@ -234,10 +239,50 @@ def near_certain_share(
     return float(np.sum(n * (np.minimum(p, 1 - p) < 0.05)) / max(n.sum(), 1))
 
 
-def task_information(
-    mu: np.ndarray, sigma: np.ndarray, position, scope: str, cells, task_dataset, link: str
+def beta_binomial_trials(
+    n: np.ndarray, first: np.ndarray, second: np.ndarray, concentration: np.ndarray
 ) -> np.ndarray:
-    """Fisher information about each task's utility from its comparisons, at one point."""
+    """The expected Fisher information about P of BetaBinomial(n, kappa P, kappa (1 - P)) cells
+    in binomial trials at the same P: I(P) P (1 - P), n for n = 1 or kappa -> infinity, and
+    above the design effect n / (1 + (n - 1) / (kappa + 1)) (k / n is not efficient here), by up
+    to a third for near-certain cells at kappa ~ 1. `first`, `second`: P and 1 - P. Exact: a
+    sum over k = 0..n, the score kappa (sum_{j<k} 1 / (a + j) - sum_{j<n-k} 1 / (b + j))."""
+    from scipy.special import gammaln
+
+    # The value's limit as P -> 0 is finite; clipping keeps a = kappa P from underflowing to 0.
+    first, second = np.clip(first, 1e-10, 1.0), np.clip(second, 1e-10, 1.0)
+    trials = np.empty(len(n))
+    for count in np.unique(n):
+        rows = n == count
+        kappa = concentration[rows, None]
+        a, b = kappa * first[rows, None], kappa * second[rows, None]
+        j, k = np.arange(count), np.arange(count + 1)
+        zero = np.zeros((len(a), 1))
+        sum_a = np.concatenate([zero, np.cumsum(1 / (a + j), axis=1)], axis=1)  # index k
+        sum_b = np.concatenate([zero, np.cumsum(1 / (b + j), axis=1)], axis=1)  # index n - k
+        score = kappa * (sum_a - sum_b[:, ::-1])
+        log_pmf = (
+            gammaln(count + 1.0) - gammaln(k + 1.0) - gammaln(count - k + 1.0)
+            + gammaln(k + a) - gammaln(a) + gammaln(count - k + b) - gammaln(b)
+            + gammaln(kappa) - gammaln(count + kappa)
+        )  # fmt: skip
+        trials[rows] = np.sum(np.exp(log_pmf) * score**2, axis=1) * first[rows] * second[rows]
+    return trials
+
+
+def task_information(
+    mu: np.ndarray,
+    sigma: np.ndarray,
+    position,
+    scope: str,
+    cells,
+    task_dataset,
+    link: str,
+    concentration: np.ndarray | None = None,
+) -> np.ndarray:
+    """Fisher information about each task's utility from its comparisons, at one point; with a
+    per-task Beta `concentration`, of beta-binomial cells (each cell's kappa the geometric mean
+    of its two tasks', as the model has it)."""
     from scipy.special import expit, log_ndtr
 
     a_idx, b_idx = cells["a_idx"].to_numpy(), cells["b_idx"].to_numpy()
@@ -246,7 +291,13 @@ def task_information(
         weight = np.exp(-(z**2) - np.log(2 * np.pi) - log_ndtr(z) - log_ndtr(-z))
     else:
         weight = expit(z) * expit(-z)
-    per_cell = cells["n"].to_numpy() * weight / (sigma[a_idx] ** 2 + sigma[b_idx] ** 2)
+    trials = cells["n"].to_numpy()
+    if concentration is not None:
+        first = first_choice_probability(z, link)
+        second = first_choice_probability(-z, link)
+        kappa = np.sqrt(concentration[a_idx] * concentration[b_idx])
+        trials = beta_binomial_trials(trials, first, second, kappa)
+    per_cell = trials * weight / (sigma[a_idx] ** 2 + sigma[b_idx] ** 2)
     n_tasks = len(task_dataset)
     return np.bincount(a_idx, per_cell, n_tasks) + np.bincount(b_idx, per_cell, n_tasks)
 
@@ -311,8 +362,12 @@ def _empirical_spread(
     objective, start, unravel = _flat_logp(fixed_model)
     # Only deviations and a start point are needed from this mode: a looser tolerance will do.
     weak = _mode(objective, start, tolerance=10 * _GRADIENT_TOLERANCE)
-    mu, sigma, position, scope = _choice_terms(fixed_model, weak.x, unravel, task_dataset)
-    information = task_information(mu, sigma, position, scope, cells, task_dataset, setup.link)
+    mu, sigma, position, scope, concentration = _choice_terms(
+        fixed_model, weak.x, unravel, task_dataset
+    )
+    information = task_information(
+        mu, sigma, position, scope, cells, task_dataset, setup.link, concentration
+    )
     log_spread, log_spread_sd = np.zeros(n_groups), np.zeros(n_groups)
     for group in range(n_groups):
         members = (setup.groups == group) & (information > 0)
@@ -348,7 +403,7 @@ def laplace_mode(model, setup: SpreadSetup, cells, task_dataset: np.ndarray) -> 
     objective, _, unravel = _flat_logp(fixed)  # rebuilt: the spread is compiled in as a constant
     result = _mode(objective, weak.x)
     near_certain = near_certain_share(
-        *_choice_terms(fixed, result.x, unravel, task_dataset), cells, task_dataset, setup.link
+        *_choice_terms(fixed, result.x, unravel, task_dataset)[:4], cells, task_dataset, setup.link
     )
     optimized = time.perf_counter()
     factor = precision_factor(_hessian(objective, result.x))
