@@ -15,7 +15,8 @@ from typer.testing import CliRunner
 
 import bayespref as bp
 from bayespref.cli.app import app
-from bayespref.inference.approx import beta_binomial_trials, spread_marginal, task_information
+from bayespref.inference.approx import spread_marginal
+from bayespref.inference.information import beta_binomial_trials, task_information
 from bayespref.posterior.draws import draws
 from bayespref.workflows.fitting import APPROX_LABEL
 
