@@ -20,7 +20,10 @@ mode (`near_certain_share`, the diagnostic that fails approx above 0.5), the cov
 intervals of mu, the mean posterior sd of mu, Spearman against the truth, the slope of posterior
 means on the truth (below 1: shrunk), wall seconds and the 1-minute load; merges its rows into
 benchmarks/results/approx_coverage.csv by (case, model, method), so cases can run one at a time.
+With --real PATH (e.g. ../shared/real/gemma3_27b_persona_500/comparisons.csv), approx against
+NUTS on a real file instead (real_agreement), case `real`.
 Usage: python benchmarks/approx_coverage.py [--cases NAME ...] [--models default,pair,beta-binomial]
+                                            [--real PATH]
 """
 
 from __future__ import annotations
@@ -116,23 +119,62 @@ def measure(case: str, config: bp.SimulationConfig, model: str, method: str) -> 
     }
 
 
+def save(row: dict) -> None:
+    """Print `row` and merge it into OUT, replacing the row of the same case, model and method."""
+    print(row, flush=True)
+    key = ["case", "model", "method"]
+    old = pd.read_csv(OUT) if OUT.exists() else pd.DataFrame(columns=key)
+    same = (old[key] == pd.Series(row)[key]).all(axis=1)
+    write_atomically(OUT, pd.concat([old[~same], pd.DataFrame([row])]).to_csv(index=False))
+
+
+def real_agreement(path: Path, model: str) -> list[dict]:
+    """No truth on real data: approx against NUTS (4 chains x 1,000 draws) on the same file, the
+    share of NUTS's posterior means of mu inside approx's 94% intervals (`coverage94`), the
+    median ratio of their posterior sds (`sd_ratio`) and the Spearman between their means."""
+    comparisons = pd.read_csv(path)
+    fits, rows = {}, []
+    for method, settings in (("approx", SETTINGS["approx"]), ("nuts", bp.SamplerSettings())):
+        started = time.perf_counter()
+        fits[method] = bp.fit(
+            comparisons, model=MODELS[model], method=method, settings=settings, progressbar=False,
+            log_likelihood=False,
+        )  # fmt: skip
+        seconds = round(time.perf_counter() - started, 1)
+        rows.append({"case": "real", "model": model, "method": method, "seconds": seconds})
+        rows[-1]["load1"] = round(os.getloadavg()[0], 1)
+    approx, nuts = (fits[m].utilities.set_index("task_id") for m in ("approx", "nuts"))
+    inside = (nuts["mu_mean"] >= approx["mu_low"]) & (nuts["mu_mean"] <= approx["mu_high"])
+    for row, method in zip(rows, ("approx", "nuts"), strict=True):
+        row |= {
+            "near_certain_share": fits[method].diagnostics.measures.get("near_certain_share"),
+            "mean_sd": fits[method].utilities["mu_sd"].mean(),
+            "passed": fits[method].diagnostics.passed,
+        }
+    rows[0] |= {
+        "coverage94": inside.mean(),
+        "sd_ratio": (approx["mu_sd"] / nuts["mu_sd"]).median(),
+        "spearman": spearmanr(approx["mu_mean"], nuts.loc[approx.index, "mu_mean"]).statistic,
+    }
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cases", nargs="+", choices=list(CASES), default=list(CASES))
     parser.add_argument("--models", type=lambda text: text.split(","), default=list(MODELS))
     parser.add_argument("--methods", type=lambda text: text.split(","), default=list(SETTINGS))
+    parser.add_argument("--real", type=Path, default=None, help="a comparisons file (no truth)")
     args = parser.parse_args()
-    key = ["case", "model", "method"]
-    for case in args.cases:
+    if args.real:
+        for model in (m for m in args.models if m != "pair"):
+            for row in real_agreement(args.real, model):
+                save(row)
+    for case in args.cases if not args.real else ():
         config, models = CASES[case]
         for model in (m for m in models if m in args.models):
             for method in args.methods:
-                row = measure(case, config, model, method)
-                print(row, flush=True)
-                old = pd.read_csv(OUT) if OUT.exists() else pd.DataFrame(columns=key)
-                same = (old[key] == pd.Series(row)[key]).all(axis=1)
-                merged = pd.concat([old[~same], pd.DataFrame([row])])
-                write_atomically(OUT, merged.to_csv(index=False))
+                save(measure(case, config, model, method))
     results = pd.read_csv(OUT)
     print(results.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
     print(f"wrote {OUT}")
