@@ -19,11 +19,12 @@ Prints, per case, model and method, the share of trials predicted beyond 5% / 95
 mode (`near_certain_share`, the diagnostic that fails approx above 0.5), the coverage of the 94%
 intervals of mu, the mean posterior sd of mu, Spearman against the truth, the slope of posterior
 means on the truth (below 1: shrunk), wall seconds and the 1-minute load; merges its rows into
-benchmarks/results/approx_coverage.csv by (case, model, method), so cases can run one at a time.
+benchmarks/results/approx_coverage.csv by (case, seed, model, method), so cases can run one at a
+time.
 With --real PATH (e.g. ../shared/real/gemma3_27b_persona_500/comparisons.csv), approx against
 NUTS on a real file instead (real_agreement), case `real`.
 Usage: python benchmarks/approx_coverage.py [--cases NAME ...] [--models default,pair,beta-binomial]
-                                            [--real PATH]
+                                            [--seed 0] [--real PATH]
 """
 
 from __future__ import annotations
@@ -91,7 +92,8 @@ def measure(case: str, config: bp.SimulationConfig, model: str, method: str) -> 
     simulation = bp.simulate(config)
     scale = truth_scale(simulation, model)
     truth = simulation.truth.set_index("task_id")["mu"] / scale
-    row = {"case": case, "model": model, "method": method, "truth_scale": scale}
+    row = {"case": case, "seed": config.seed, "model": model, "method": method}
+    row["truth_scale"] = scale
     started = time.perf_counter()
     try:
         fitted = bp.fit(
@@ -120,12 +122,17 @@ def measure(case: str, config: bp.SimulationConfig, model: str, method: str) -> 
 
 
 def save(row: dict) -> None:
-    """Print `row` and merge it into OUT, replacing the row of the same case, model and method."""
+    """Print `row` and merge it into OUT, replacing the row of the same case, simulation seed,
+    model and method."""
     print(row, flush=True)
-    key = ["case", "model", "method"]
+    key = ["case", "seed", "model", "method"]
     old = pd.read_csv(OUT) if OUT.exists() else pd.DataFrame(columns=key)
+    old["seed"] = old["seed"].fillna(0) if "seed" in old else 0  # rows from before the option
+    row = {"seed": 0} | row
     same = (old[key] == pd.Series(row)[key]).all(axis=1)
-    write_atomically(OUT, pd.concat([old[~same], pd.DataFrame([row])]).to_csv(index=False))
+    merged = pd.concat([old[~same], pd.DataFrame([row])])
+    merged = merged[key + [column for column in merged if column not in key]]
+    write_atomically(OUT, merged.to_csv(index=False))
 
 
 def real_agreement(path: Path, model: str) -> list[dict]:
@@ -164,6 +171,7 @@ def main() -> None:
     parser.add_argument("--cases", nargs="+", choices=list(CASES), default=list(CASES))
     parser.add_argument("--models", type=lambda text: text.split(","), default=list(MODELS))
     parser.add_argument("--methods", type=lambda text: text.split(","), default=list(SETTINGS))
+    parser.add_argument("--seed", type=int, default=0, help="the simulations' seed")
     parser.add_argument("--real", type=Path, default=None, help="a comparisons file (no truth)")
     args = parser.parse_args()
     if args.real:
@@ -174,7 +182,7 @@ def main() -> None:
         config, models = CASES[case]
         for model in (m for m in models if m in args.models):
             for method in args.methods:
-                save(measure(case, config, model, method))
+                save(measure(case, replace(config, seed=args.seed), model, method))
     results = pd.read_csv(OUT)
     print(results.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
     print(f"wrote {OUT}")
