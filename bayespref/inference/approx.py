@@ -58,7 +58,7 @@ def unsupported(spec: ModelSpec) -> str | None:
         return None
     found = (
         "beta-binomial cells with a concentration or noise per task, not checked against NUTS "
-        "(model 'beta-binomial' is)"
+        "as model 'beta-binomial' is"
     )
     if not spec.overdispersion.startswith("beta-binomial"):
         found = (
@@ -89,7 +89,9 @@ class LaplaceInfo:
         if self.near_certain_share > NEAR_CERTAIN_LIMIT:
             reasons.append(
                 f"{self.near_certain_share:.0%} of trials are predicted beyond 5% / 95% at the "
-                "mode: choices this deterministic make the Laplace intervals too narrow; use NUTS"
+                "mode: choices this deterministic make the Laplace intervals too narrow; use NUTS "
+                "(benchmarks/approx_coverage.py: at 57-79% its 94% intervals covered 57-87% of "
+                "true utilities, NUTS's 93-95%)"
             )
         if not self.optimizer_converged:
             reasons.append(f"the optimizer did not converge: {self.optimizer_message}")
