@@ -223,8 +223,11 @@ def test_pair_effect_models_are_refused_before_any_sampling(small_simulation, tm
     )  # fmt: skip
     assert result.exit_code != 0 and "at the mode they take up each pair's" in result.output
     assert "Traceback" not in result.output and not out.exists()
-    for model in ("task-concentration", "task-noise-beta-binomial"):
-        with pytest.raises(bp.FitError, match="concentration or noise per task, not checked"):
+    for model, reason in (
+        ("task-concentration", "a concentration per task, checked only"),
+        ("task-noise-beta-binomial", "per-task noise on beta-binomial cells: at the mode"),
+    ):
+        with pytest.raises(bp.FitError, match=reason):
             bp.fit(comparisons, model=model, method="approx", out=out)
     assert not out.exists()
 
