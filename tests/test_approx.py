@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
 import pytest
 from conftest import interval_coverage
+from scipy.special import ndtr
+from scipy.stats import betabinom, norm
 from typer.testing import CliRunner
 
 import bayespref as bp
 from bayespref.cli.app import app
-from bayespref.inference.approx import spread_marginal, task_information
+from bayespref.inference.approx import spread_marginal
+from bayespref.inference.information import beta_binomial_trials, task_information
 from bayespref.posterior.draws import draws
 from bayespref.workflows.fitting import APPROX_LABEL
 
@@ -108,6 +112,51 @@ def test_task_information_matches_the_probit_formula():
     np.testing.assert_allclose(information, per_trial * np.array([10, 14, 4]))
 
 
+def _beta_binomial_information(n: int, p: float, kappa: float, step: float = 1e-6) -> float:
+    """E[(d/dP log BetaBinomial(k | n, kappa P, kappa (1 - P)))^2] from scipy's pmf, the score
+    by central differences."""
+    k = np.arange(n + 1)
+    log_pmf = [betabinom.logpmf(k, n, kappa * q, kappa * (1 - q)) for q in (p - step, p + step)]
+    score = (log_pmf[1] - log_pmf[0]) / (2 * step)
+    return float(np.sum(betabinom.pmf(k, n, kappa * p, kappa * (1 - p)) * score**2))
+
+
+def test_beta_binomial_information_matches_its_score_variance():
+    """Each beta-binomial cell's information about its tasks' utilities: phi(z)^2 I(P) / (s_a^2 +
+    s_b^2), I(P) the expected Fisher information of the cell (from scipy's pmf, finite
+    differences), its kappa the geometric mean of its two tasks'."""
+    cells = pd.DataFrame({"a_idx": [0, 1, 2], "b_idx": [1, 2, 0], "n": [5, 12, 1]})
+    mu, sigma = np.array([0.0, -0.6, 1.5]), np.array([1.0, 0.8, 1.3])
+    concentration = np.array([0.5, 2.0, 30.0])
+    information = task_information(
+        mu, sigma, 0.2, "global", cells, np.zeros(3, dtype=int), "probit", concentration
+    )
+    per_cell = []
+    for a, b, n in cells[["a_idx", "b_idx", "n"]].itertuples(index=False):
+        scale2 = sigma[a] ** 2 + sigma[b] ** 2
+        z = (mu[a] - mu[b] + 0.2) / np.sqrt(scale2)
+        kappa = np.sqrt(concentration[a] * concentration[b])
+        information_p = _beta_binomial_information(n, ndtr(z), kappa)
+        per_cell.append(norm.pdf(z) ** 2 * information_p / scale2)
+    expected = [per_cell[0] + per_cell[2], per_cell[0] + per_cell[1], per_cell[1] + per_cell[2]]
+    np.testing.assert_allclose(information, expected, rtol=1e-5)
+
+
+def test_beta_binomial_trials_between_the_design_effect_and_n():
+    """In binomial trials: n for one trial or kappa -> infinity; else above the design effect
+    n / (1 + (n - 1) / (kappa + 1)) (k / n is not efficient) and below n; finite where P
+    underflows."""
+    n = np.array([1, 1, 5, 5, 5, 5, 5])
+    first = np.array([0.3, 0.9, 0.5, 0.5, 0.99, 0.99, 0.0])
+    kappa = np.array([0.4, 3.0, 1e7, 1.0, 1.0, 0.3, 1.0])
+    trials = beta_binomial_trials(n, first, 1 - first, kappa)
+    np.testing.assert_allclose(trials[[0, 1, 2]], [1.0, 1.0, 5.0], rtol=1e-5)
+    design = 5 / (1 + 4 / (kappa[3:] + 1))
+    assert np.all(trials[3:] >= design - 1e-9) and np.all(trials[3:] < 5)
+    assert trials[4] > 1.3 * design[1]  # near certain at kappa 1: a third above
+    assert np.isfinite(trials).all()
+
+
 def test_cli_fit_method_approx(small_simulation, tmp_path):
     small_simulation_dir = tmp_path / "sim"
     bp.write_simulation(small_simulation, small_simulation_dir)
@@ -174,7 +223,42 @@ def test_pair_effect_models_are_refused_before_any_sampling(small_simulation, tm
     )  # fmt: skip
     assert result.exit_code != 0 and "at the mode they take up each pair's" in result.output
     assert "Traceback" not in result.output and not out.exists()
-    for model in ("beta-binomial", "task-concentration"):
-        with pytest.raises(bp.FitError, match="beta-binomial cells, not yet checked against NUTS"):
+    for model, reason in (
+        ("task-concentration", "a concentration per task, checked only"),
+        ("task-noise-beta-binomial", "per-task noise on beta-binomial cells: at the mode"),
+    ):
+        with pytest.raises(bp.FitError, match=reason):
             bp.fit(comparisons, model=model, method="approx", out=out)
     assert not out.exists()
+
+
+def test_beta_binomial_cells_agree_with_nuts():
+    """Per-dataset beta-binomial cells on data with pair effects (few near-certain trials, where
+    benchmarks/approx_coverage.py measured approx's coverage as NUTS's): finite draws whose
+    utilities and log concentrations agree with a short NUTS run's. Measured: mean |difference|
+    0.25 NUTS sd (max 0.74), median sd ratio 0.97."""
+    config = bp.SimulationConfig.realistic(n_tasks=60, n_datasets=3, seed=1)
+    simulation = bp.simulate(replace(config, task_sd=2.0, dataset_mean_sd=1.0))
+    fits = {
+        method: bp.fit(
+            simulation.comparisons,
+            simulation.tasks,
+            model="beta-binomial",
+            method=method,
+            settings=settings,
+            progressbar=False,
+            log_likelihood=False,
+        )
+        for method, settings in (
+            ("approx", bp.SamplerSettings(seed=0)),
+            ("nuts", bp.SamplerSettings(chains=2, draws=300, tune=300, seed=0)),
+        )
+    }
+    approx, nuts = (draws(fits[m].posterior, "mu") for m in ("approx", "nuts"))
+    assert np.isfinite(approx).all() and fits["approx"].diagnostics.passed
+    distance = np.abs(approx.mean(axis=1) - nuts.mean(axis=1)) / nuts.std(axis=1)
+    assert distance.mean() < 0.4 and distance.max() < 1.0
+    assert 0.85 < np.median(approx.std(axis=1) / nuts.std(axis=1)) < 1.15
+    kappa = {m: draws(fits[m].posterior, "log_concentration_dataset") for m in fits}
+    gap = np.abs(kappa["approx"].mean(axis=1) - kappa["nuts"].mean(axis=1))
+    assert (gap < 2 * kappa["nuts"].std(axis=1)).all()

@@ -49,6 +49,16 @@ def task_sigma(posterior: xr.Dataset, task_dataset: np.ndarray) -> np.ndarray:
     return np.ones((len(task_dataset), n_samples(posterior)))
 
 
+def task_concentration(posterior: xr.Dataset, task_dataset: np.ndarray) -> np.ndarray | None:
+    """Beta concentration per task, (task, draws) (a cell takes the geometric mean of its two
+    tasks': model/overdispersion.py); None without beta-binomial cells."""
+    if "concentration_task" in posterior:
+        return draws(posterior, "concentration_task")
+    if "concentration_dataset" in posterior:
+        return draws(posterior, "concentration_dataset")[task_dataset]
+    return None
+
+
 def position(posterior: xr.Dataset) -> tuple[np.ndarray, str]:
     """Position bias draws and their scope (model/choice.py: first_choice_z): per ordered
     dataset pair ((dataset, dataset, draws)), per dataset ((dataset, draws)) or global."""
