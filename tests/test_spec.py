@@ -8,14 +8,18 @@ from bayespref.model.spec import ModelSpec, available_models, resolve_spec
 
 def test_default_and_named_models_resolve():
     default = resolve_spec(None)
-    assert default.name == "position-by-dataset"
-    assert (default.noise, default.position, default.hierarchy) == (
+    assert default.name == "beta-binomial"
+    assert (default.noise, default.position, default.hierarchy, default.overdispersion) == (
         "per-dataset",
         "per-dataset",
         "dataset",
+        "beta-binomial",
     )
-    # the dataclass's defaults are the default model's terms
-    assert ModelSpec(description=default.description) == default
+    # the dataclass's defaults are the default model's terms but its cells: a spec file that
+    # names no overdispersion keeps binomial cells, as it had when it was written
+    terms = {"name": default.name, "description": default.description}
+    assert ModelSpec(**terms, overdispersion="beta-binomial") == default
+    assert resolve_spec("position-by-dataset").overdispersion == "none"
     assert {
         "hierarchical",
         "thurstone",

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from bayespref.errors import SpecError
 
-DEFAULT_MODEL = "position-by-dataset"  # benchmarks/real.py: README, "Real data"
+DEFAULT_MODEL = "beta-binomial"  # benchmarks/real.py: README, "Real data"
 
 OPTIONS: dict[str, tuple[str, ...]] = {
     "link": ("probit", "logit"),
@@ -39,7 +39,7 @@ LATER_KEYS = {"overdispersion": "none"}
 class ModelSpec:
     """The structure of a Thurstonian choice model (docs/architecture.md, "Model family")."""
 
-    name: str = DEFAULT_MODEL
+    name: str = "custom"
     description: str = ""
     link: str = "probit"
     noise: str = "per-dataset"
