@@ -81,7 +81,7 @@ def test_jax_kernel_stays_finite_and_accurate_in_float32():
 def small_model():
     simulation = bp.simulate(n_tasks=30, n_datasets=3, n_comparisons=400, position_bias=0.3, seed=2)
     data = bp.load_choice_data(simulation.comparisons, simulation.tasks)
-    return build_model(bp.resolve_spec(None), data)
+    return build_model(bp.resolve_spec("position-by-dataset"), data)  # binomial cells: the kernel
 
 
 def _random_point(model, seed: int) -> dict[str, np.ndarray]:
