@@ -6,11 +6,14 @@ import pytensor
 import pytensor.tensor as pt
 import pytest
 from pymc.sampling.jax import get_jaxified_logp
-from scipy.special import erfcx, log_ndtr
+from pytensor.link.jax.dispatch import jax_funcify
+from scipy.special import erfcx, gammaln, log_ndtr, ndtr
+from scipy.stats import betabinom
 
 import bayespref as bp
 from bayespref.model.builder import build_model
 from bayespref.model.likelihood import (
+    BetaBinomialLogp,
     ProbitBinomialLogp,
     log_phi,
     probit_binomial_cells,
@@ -77,11 +80,17 @@ def test_jax_kernel_stays_finite_and_accurate_in_float32():
     assert np.isfinite(curvature).all()
 
 
-@pytest.fixture(scope="module")
-def small_model():
-    simulation = bp.simulate(n_tasks=30, n_datasets=3, n_comparisons=400, position_bias=0.3, seed=2)
+FUSED = {"position-by-dataset": ProbitBinomialLogp, "beta-binomial": BetaBinomialLogp}
+
+
+@pytest.fixture(scope="module", params=list(FUSED))
+def small_model(request):
+    """A model with each fused likelihood: binomial and beta-binomial cells (repeats of 2)."""
+    simulation = bp.simulate(
+        n_tasks=30, n_datasets=3, n_comparisons=400, position_bias=0.3, repeats=2, seed=2
+    )
     data = bp.load_choice_data(simulation.comparisons, simulation.tasks)
-    return build_model(bp.resolve_spec("position-by-dataset"), data)  # binomial cells: the kernel
+    return build_model(bp.resolve_spec(request.param), data), FUSED[request.param]
 
 
 def _random_point(model, seed: int) -> dict[str, np.ndarray]:
@@ -94,6 +103,7 @@ def _random_point(model, seed: int) -> dict[str, np.ndarray]:
 
 def test_the_jax_kernel_and_the_written_out_graph_give_the_same_posterior_density(small_model):
     """JAX (NumPyro) runs the fused kernel, C (PyMC's sampler) the written-out graph."""
+    small_model, _ = small_model
     point = _random_point(small_model, seed=3)
     values = [point[v.name] for v in small_model.value_vars]
     c_logp = small_model.compile_logp()(point)
@@ -101,9 +111,66 @@ def test_the_jax_kernel_and_the_written_out_graph_give_the_same_posterior_densit
     jax_logp = get_jaxified_logp(small_model)
     value, gradient = jax.value_and_grad(jax_logp)(values)
 
-    assert float(value) == pytest.approx(float(c_logp), rel=1e-12)
+    # The point has cells at z = -10.3, where the written-out log Phi is a series good to about
+    # 1e-7 per cell and the kernels' erfc to 1e-15.
+    assert float(value) == pytest.approx(float(c_logp), rel=1e-8)
     flat = np.concatenate([np.ravel(g) for g in gradient])
-    np.testing.assert_allclose(flat, c_gradient, rtol=1e-9)
+    np.testing.assert_allclose(flat, c_gradient, rtol=1e-7, atol=2e-6)
+
+
+def _beta_binomial_cells(seed: int, size: int, z_scale: float):
+    rng = np.random.default_rng(seed)
+    n = rng.integers(0, 13, size).astype(float)
+    k = np.floor(rng.uniform(0, n + 1))
+    z = rng.normal(0, z_scale, size)
+    kappa = np.exp(rng.uniform(np.log(0.01), np.log(1e4), size))
+    return z, kappa, k, n
+
+
+def _written_out(op: BetaBinomialLogp):
+    """The Op's written-out graph on the C backend: value, gradient and second derivatives."""
+    z, kappa, k, n = pt.dvectors("z", "kappa", "k", "n")
+    total = op.build_inner_graph(z, kappa, k, n)[0]
+    dz, dkappa = pytensor.grad(total.sum(), [z, kappa])
+    second = [pytensor.grad(dz.sum(), [z, kappa])[0], pytensor.grad(dkappa.sum(), kappa)]
+    return pytensor.function([z, kappa, k, n], [total, dz, dkappa, *second])
+
+
+def test_beta_binomial_kernel_matches_scipy_and_its_written_out_graph():
+    op = BetaBinomialLogp(max_count=12)
+    kernel = jax_funcify(op)
+    z, kappa, k, n = _beta_binomial_cells(seed=0, size=2000, z_scale=3.0)
+    value = kernel(z, kappa, k, n)
+    p = ndtr(z)
+    coefficient = gammaln(n + 1) - gammaln(k + 1) - gammaln(n - k + 1)
+    expected = betabinom.logpmf(k, n, kappa * p, kappa * ndtr(-z)) - coefficient
+    np.testing.assert_allclose(value, expected, rtol=1e-7, atol=1e-9)
+
+    # Into the far tails, against the written-out graph, derivatives to the second order; below
+    # z = -10 the graph's log Phi is a series good to about 1e-7, the kernel's erfc to 1e-15.
+    z, kappa, k, n = _beta_binomial_cells(seed=1, size=2000, z_scale=12.0)
+    written = _written_out(op)(z, kappa, k, n)
+    gradient = jax.vmap(jax.grad(kernel, argnums=(0, 1)))(z, kappa, k, n)
+    hessian = jax.vmap(jax.hessian(kernel, argnums=(0, 1)))(z, kappa, k, n)
+    np.testing.assert_allclose(kernel(z, kappa, k, n), written[0], rtol=1e-7, atol=1e-9)
+    np.testing.assert_allclose(gradient[0], written[1], rtol=1e-7, atol=1e-9)
+    np.testing.assert_allclose(gradient[1], written[2], rtol=1e-7, atol=1e-12)
+    np.testing.assert_allclose(hessian[0][0], written[3], rtol=1e-6, atol=1e-8)
+    np.testing.assert_allclose(hessian[1][1], written[4], rtol=1e-6, atol=1e-12)
+
+
+def test_beta_binomial_kernel_stays_finite_in_float32():
+    op = BetaBinomialLogp(max_count=12)
+    kernel = jax_funcify(op)
+    cells = _beta_binomial_cells(seed=2, size=2000, z_scale=12.0)
+    z, kappa, k, n = (np.float32(column) for column in cells)
+    value = kernel(z, kappa, k, n)
+    gradient = jax.vmap(jax.grad(kernel, argnums=(0, 1)))(z, kappa, k, n)
+    assert value.dtype == np.float32
+    assert np.isfinite(value).all() and all(np.isfinite(g).all() for g in gradient)
+    moderate = np.abs(cells[0]) < 8
+    reference = np.asarray(kernel(*cells))
+    np.testing.assert_allclose(value[moderate], reference[moderate], rtol=1e-4, atol=1e-4)
 
 
 def test_only_the_jax_backend_keeps_the_fused_likelihood(small_model):
@@ -112,8 +179,10 @@ def test_only_the_jax_backend_keeps_the_fused_likelihood(small_model):
     from pytensor.compile import mode
     from pytensor.graph import FunctionGraph
 
+    small_model, fused = small_model
+
     def kept(apply_nodes) -> bool:
-        return any(isinstance(node.op, ProbitBinomialLogp) for node in apply_nodes)
+        return any(isinstance(node.op, fused) for node in apply_nodes)
 
     logp = small_model.logp()
     c_function = compile_function(small_model.value_vars, logp)

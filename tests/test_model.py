@@ -11,8 +11,8 @@ from scipy.stats import betabinom
 
 import bayespref as bp
 from bayespref.model.builder import build_model
+from bayespref.model.likelihood import SUMMED_REPEATS
 from bayespref.model.overdispersion import (
-    SUMMED_REPEATS,
     beta_binomial_choice_logp,
     beta_binomial_choice_random,
 )

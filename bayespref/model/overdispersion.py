@@ -17,7 +17,7 @@ import pytensor.tensor as pt
 from scipy.special import ndtr
 
 from bayespref.data.choice_data import ChoiceData
-from bayespref.model.likelihood import log_phi
+from bayespref.model.likelihood import beta_binomial_cells_logp
 from bayespref.model.repeats import cell_log_concentration, pair_index, shared_probability
 from bayespref.model.spec import ModelSpec
 from bayespref.model.structure import PRIORS
@@ -87,48 +87,13 @@ def cell_concentration(
     return pt.exp(cell_log_concentration(log_task, a_idx, b_idx))
 
 
-# Up to this many repeats a cell's rising factorials are written as products of their factors,
-# which JAX evaluates and differentiates twice as fast as log-gamma and digamma (real set).
-SUMMED_REPEATS = 16
-
-
-def _log_rising(count, log_alpha, alpha, max_count: int | None):
-    """log of alpha (alpha + 1) ... (alpha + count - 1), the ratio Gamma(count + alpha) /
-    Gamma(alpha), with log alpha given so that a tiny alpha (a near-certain cell's unlikely side)
-    keeps its precision: Gamma(alpha) itself is near 1 / alpha."""
-    if max_count is not None and max_count <= SUMMED_REPEATS:
-        # Factors multiplied in fours before one log: below float32's overflow for kappa < 1e9.
-        total = pt.switch(count > 0, log_alpha, 0.0)
-        for start in range(1, max_count, 4):
-            factors = [
-                pt.switch(count > j, alpha + j, 1.0)
-                for j in range(start, min(start + 4, max_count))
-            ]
-            total = total + pt.log(pt.prod(pt.stack(factors), axis=0))
-        return total
-    # Both branches of a switch are evaluated and differentiated: with count 0 and alpha
-    # underflowed to 0, Gamma(count + alpha) is infinite in the unused one. Written so, fits of
-    # the real set failed (r_hat 9.5, 904 of 1,200 transitions divergent); at_least_one keeps
-    # that branch finite. A small graph alone does not show the failure.
-    at_least_one = pt.maximum(count, 1)
-    written = log_alpha + pt.gammaln(at_least_one + alpha) - pt.gammaln(1.0 + alpha)
-    return pt.switch(count > 0, written, 0.0)
-
-
 def beta_binomial_choice_logp(
     k, z, n, log_coefficient, concentration, max_count: int | None = None
 ):
-    """log BetaBinomial(k | n, kappa Phi(z), kappa Phi(-z)), both sides from log Phi so that
-    neither underflows in the far tails. With `max_count`, the largest n of any cell, small
-    counts are summed term by term instead of through log-gamma."""
-    log_first, log_second = log_phi(z), log_phi(-z)
-    log_kappa = pt.log(concentration)
-    first = _log_rising(k, log_kappa + log_first, concentration * pt.exp(log_first), max_count)
-    second = _log_rising(
-        n - k, log_kappa + log_second, concentration * pt.exp(log_second), max_count
-    )
-    total = _log_rising(n, log_kappa, concentration, max_count)
-    return log_coefficient + first + second - total
+    """log BetaBinomial(k | n, kappa Phi(z), kappa Phi(-z)) per cell (model/likelihood.py). With
+    `max_count`, the largest n of any cell, up to SUMMED_REPEATS, one fused Op whose rising
+    factorials are products of their factors; else written out with log-gamma terms."""
+    return log_coefficient + beta_binomial_cells_logp(z, concentration, k, n, max_count)
 
 
 def beta_binomial_choice_random(z, n, log_coefficient, concentration, rng=None, size=None):
