@@ -65,7 +65,7 @@ def test_beta_binomial_replicates_have_the_beta_binomial_variance(by_task):
         "sigma_dataset": (("dataset",), np.ones(2)),
         "position_bias_dataset": (("dataset",), np.zeros(2)),
         # Under by_task the dataset levels are decoys: the tasks' own concentrations decide.
-        "log_concentration_dataset": (("dataset",), np.log([0.25, 4.0]) + 3 * by_task),
+        "concentration_dataset": (("dataset",), np.array([0.25, 4.0]) * np.exp(3 * by_task)),
     }
     if by_task:
         variables["concentration_task"] = (("task",), kappa_task)
@@ -124,7 +124,7 @@ def test_unanimous_cells_show_whether_binomial_cells_are_adequate():
         "mu": (("task",), np.zeros(12)),
         "sigma_dataset": (("dataset",), np.ones(2)),
         "position_bias_dataset": (("dataset",), np.zeros(2)),
-        "log_concentration_dataset": (("dataset",), np.log([0.1, 0.1])),
+        "concentration_dataset": (("dataset",), np.array([0.1, 0.1])),
     }
     exact = 2 * np.exp(betaln(5.05, 0.05) - betaln(0.05, 0.05))
     for overdispersion, replicated in (("beta-binomial", exact), ("none", 2 / 32)):

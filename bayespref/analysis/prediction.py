@@ -14,6 +14,7 @@ from bayespref.io.locations import listing, where
 from bayespref.io.tables import read_table, require_columns, text_column
 from bayespref.model.choice import first_choice_probability, first_choice_z
 from bayespref.model.repeats import (
+    BETA_BINOMIAL,
     PAIR_EFFECTS,
     cell_log_concentration,
     pair_index,
@@ -113,8 +114,9 @@ def replicate_choice_draws(
     a_idx, b_idx = cells["a_idx"].to_numpy(np.int64), cells["b_idx"].to_numpy(np.int64)
     condition = cells["condition_idx"].to_numpy(np.int64)
     task_dataset = fit.tasks["dataset_idx"].to_numpy()
-    if fit.spec.overdispersion.startswith("beta-binomial"):
-        log_kappa = _task_log_concentration(posterior, task_dataset)
+    beta_binomial = fit.spec.overdispersion in BETA_BINOMIAL
+    if beta_binomial:
+        log_kappa = np.log(post.task_concentration(posterior, task_dataset))
     if fit.spec.overdispersion in PAIR_EFFECTS:
         pair_idx, n_pairs, orientation = pair_index(a_idx, b_idx, condition, len(fit.tasks))
         effects = rng.standard_normal((n_pairs, post.n_samples(posterior)))
@@ -122,17 +124,10 @@ def replicate_choice_draws(
         if pair_var is not None:
             z = z + orientation[rows, None] * effects[pair_idx[rows]] * np.sqrt(pair_var)
         p = first_choice_probability(z, fit.spec.link, lapse)
-        if fit.spec.overdispersion.startswith("beta-binomial"):
+        if beta_binomial:
             kappa = cell_log_concentration(log_kappa, a_idx[rows], b_idx[rows])
             p = shared_probability(p, np.exp(kappa), rng)
         yield rows, p
-
-
-def _task_log_concentration(posterior, task_dataset: np.ndarray) -> np.ndarray:
-    """Each task's log Beta concentration, shaped (task, draws): its own, or its dataset's."""
-    if "concentration_task" in posterior:
-        return np.log(post.draws(posterior, "concentration_task"))
-    return post.draws(posterior, "log_concentration_dataset")[task_dataset]
 
 
 def _thinned(fit: Fit, draws: int | None):

@@ -29,6 +29,7 @@ import xarray as xr
 
 from bayespref.errors import ApproximationError
 from bayespref.inference.information import near_certain_share, task_information
+from bayespref.model.repeats import BETA_BINOMIAL
 from bayespref.model.spec import ModelSpec
 from bayespref.posterior.diagnostics import Diagnostics
 
@@ -68,7 +69,7 @@ def unsupported(spec: ModelSpec) -> str | None:
             "a concentration per task, checked only on data where it does not vary by task; "
             "model 'beta-binomial' (one per dataset) is supported"
         )
-    if not spec.overdispersion.startswith("beta-binomial"):
+    if spec.overdispersion not in BETA_BINOMIAL:
         found = (
             f"pair effects (overdispersion = '{spec.overdispersion}'): at the mode they take up "
             "each pair's choices and the utilities shrink, true utilities covered 22-58%"

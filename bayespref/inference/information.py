@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 from bayespref.model.choice import first_choice_probability, first_choice_z
+from bayespref.model.repeats import cell_log_concentration
 
 
 def near_certain_share(
@@ -78,7 +79,7 @@ def task_information(
     if concentration is not None:
         first = first_choice_probability(z, link)
         second = first_choice_probability(-z, link)
-        kappa = np.sqrt(concentration[a_idx] * concentration[b_idx])
+        kappa = np.exp(cell_log_concentration(np.log(concentration), a_idx, b_idx))
         trials = beta_binomial_trials(trials, first, second, kappa)
     per_cell = trials * weight / (sigma[a_idx] ** 2 + sigma[b_idx] ** 2)
     n_tasks = len(task_dataset)

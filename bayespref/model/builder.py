@@ -32,7 +32,7 @@ from bayespref.model.overdispersion import (
     pair_effect,
 )
 from bayespref.model.refusals import refusal_terms
-from bayespref.model.repeats import PAIR_EFFECTS
+from bayespref.model.repeats import BETA_BINOMIAL, PAIR_EFFECTS
 from bayespref.model.spec import ModelSpec
 from bayespref.model.structure import (
     PRIORS,
@@ -239,7 +239,7 @@ def _condition_utilities(spec: ModelSpec, data: ChoiceData, mu, task_dataset) ->
 def _cell_distribution(spec: ModelSpec, data: ChoiceData, task_dataset, a_idx, b_idx, n):
     """The cells' term beside z (the lapse rate, or the Beta concentration of beta-binomial
     cells) and their log-probability and random functions, for cells of at most max(n) trials."""
-    if spec.overdispersion.startswith("beta-binomial"):
+    if spec.overdispersion in BETA_BINOMIAL:
         by_task = spec.overdispersion == "beta-binomial-by-task"
         concentration = cell_concentration(data, task_dataset, a_idx, b_idx, by_task)
         logp = partial(beta_binomial_choice_logp, max_count=int(n.max(initial=0)))

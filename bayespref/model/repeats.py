@@ -8,6 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 PAIR_EFFECTS = ("pair", "pair-by-dataset", "pair-by-task")
+BETA_BINOMIAL = ("beta-binomial", "beta-binomial-by-task")
 
 
 def pair_index(a_idx: np.ndarray, b_idx: np.ndarray, condition_idx, n_tasks: int):

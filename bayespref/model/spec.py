@@ -9,6 +9,7 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 from bayespref.errors import SpecError
+from bayespref.model.repeats import BETA_BINOMIAL
 
 DEFAULT_MODEL = "beta-binomial"  # benchmarks/real.py: README, "Real data"
 
@@ -63,7 +64,7 @@ class ModelSpec:
                 f"model '{self.name}': overdispersion = '{self.overdispersion}' needs link = "
                 "'probit' (predictions integrate the pair effect out in closed form)"
             )
-        if self.overdispersion.startswith("beta-binomial") and self.lapse != "none":
+        if self.overdispersion in BETA_BINOMIAL and self.lapse != "none":
             raise SpecError(
                 f"model '{self.name}': overdispersion = '{self.overdispersion}' takes no lapse "
                 f"term (lapse = '{self.lapse}'): its cells' probabilities already stray from "
