@@ -13,18 +13,19 @@ default sampler settings (4 chains x 1,000 draws) and the reference MLE (`analys
 once per condition; held-out choice trials are scored as in benchmarks/real.py. `wall_s` is the
 fit's wall time, `cpu_s` its processor time over all threads (steadier than wall time on shared
 cores). Recovery: a
-task's true shift in condition c is its utility there minus its reference utility; choices within
-a condition only see differences, so truth and estimate are both centred over the tasks of each
-condition before comparing (`shift_corr`: correlation of posterior means with the truth,
-`shift_slope`: least-squares slope of the means on the truth, below 1 where the fit's noise unit
-is larger than the truth's, as when pair effects it lacks add to the noise; `shift_cover90`:
-share of true shifts inside central 90% intervals). `n_steps` is the mean number
+task's true shift in condition c is its utility there minus its reference utility, in the noise
+unit a model without pair effects sees (each task's noise widened by the pair effects averaged
+out: `marginal_noise_unit`); choices within a condition only see differences, so truth and
+estimate are both centred over the tasks of each condition before comparing (`shift_corr`:
+correlation of posterior means with the truth, `shift_slope`: least-squares slope of the means
+on the truth, below 1 where the fit shrinks shifts towards zero; `shift_cover90`: share of true
+shifts inside central 90% intervals). `n_steps` is the mean number
 of leapfrog steps per draw, `step_size` the mean step size after tuning. `--label` names the
 method column (e.g. to run the same script on two checkouts, with PYTHONPATH set to each).
 
 Usage:
     python benchmarks/conditions.py [--seeds 0,1] [--models conditions,SPEC.toml,...]
-        [--tasks 60 --datasets 4 --conditions 13 --pairs 900 --repeats 5]
+        [--tasks 60 --datasets 4 --conditions 13 --pairs 900 --repeats 5 --pair-sd 3]
         [--label NAME] [--no-reference] [--out benchmarks/results/conditions.csv]
 """
 
@@ -68,6 +69,8 @@ def simulate_conditions(
     shift = by_dataset[:, dataset_idx] + by_task
     shift[0] = 0.0
     utility = mu[None, :] + shift
+    pair_sd = base.config.pair_sd if args.pair_sd is None else args.pair_sd
+    unit = marginal_noise_unit(sigma, pair_sd)
 
     low, high = np.triu_indices(n_tasks, 1)
     frames = []
@@ -77,7 +80,7 @@ def simulate_conditions(
         swap = rng.random(args.pairs) < 0.5
         first = np.where(swap, high[chosen], low[chosen])
         second = np.where(swap, low[chosen], high[chosen])
-        effect = rng.normal(0.0, base.config.pair_sd, args.pairs)  # favours `first` as drawn
+        effect = rng.normal(0.0, pair_sd, args.pairs)  # favours `first` as drawn
         advantage = utility[c, first] - utility[c, second] + effect
         advantage += (bias[dataset_idx[first]] + bias[dataset_idx[second]]) / 2
         z = advantage / np.hypot(sigma[first], sigma[second])
@@ -97,7 +100,17 @@ def simulate_conditions(
                 }
             )
         )
-    return pd.concat(frames, ignore_index=True), base.tasks, shift
+    return pd.concat(frames, ignore_index=True), base.tasks, shift / unit
+
+
+def marginal_noise_unit(sigma: np.ndarray, pair_sd: float) -> float:
+    """The noise unit a model without pair effects measures the truth in.
+
+    Averaged over a pair effect e ~ N(0, pair_sd), P(first) = Phi(d / sqrt(s_a^2 + s_b^2 +
+    pair_sd^2)): each task's noise is in effect sqrt(s^2 + pair_sd^2 / 2), and the models fix the
+    geometric mean of the noise levels at 1. So a true shift x is x / unit in a fit's units (a
+    beta-binomial cell's mean probability is exactly this marginal one)."""
+    return float(np.exp(np.mean(np.log(np.sqrt(sigma**2 + pair_sd**2 / 2)))))
 
 
 def _centred(values: np.ndarray) -> np.ndarray:
@@ -211,6 +224,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--dataset-shift-sd", type=float, default=3.0)
     parser.add_argument("--task-shift-sd", type=float, default=3.0)
+    parser.add_argument("--pair-sd", type=float, help="sd of the pair effects (the preset's: 3)")
     parser.add_argument("--label", help="the method column of the models' rows")
     parser.add_argument("--reference", action=argparse.BooleanOptionalAction, default=True)
     parser.add_argument("--out", type=Path, default=RESULTS / "conditions.csv")

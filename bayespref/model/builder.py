@@ -24,6 +24,11 @@ from scipy.special import gammaln
 
 from bayespref.data.choice_data import ChoiceData
 from bayespref.model.choice import first_choice_probability, first_choice_z
+from bayespref.model.conditions import (
+    samples_around_the_average,
+    shifted_utilities,
+    utilities_around_the_average,
+)
 from bayespref.model.likelihood import log_phi, probit_binomial_logp
 from bayespref.model.overdispersion import (
     beta_binomial_choice_logp,
@@ -79,7 +84,7 @@ def _choice_random(link: str):
     return random
 
 
-def _utility(spec: ModelSpec, data: ChoiceData, task_dataset, by_condition: bool = False):
+def _utility(spec: ModelSpec, data: ChoiceData, task_dataset):
     """Utility per task, and each task's standardised deviation from its dataset mean."""
     n_datasets = len(data.datasets)
     if spec.hierarchy == "dataset":
@@ -94,10 +99,7 @@ def _utility(spec: ModelSpec, data: ChoiceData, task_dataset, by_condition: bool
             # utilities up to a common scale, and a scale change then moves this one factor
             # (and the spreads) instead of every task's deviation together (benchmarks/real.py).
             # Same prior as deviations ~ Normal(0, spread) and means ~ ZeroSumNormal(5).
-            # With condition shifts the deviations of every condition pool towards mu, which
-            # pins mu itself: dividing it by the loosely pinned spreads then made a direction
-            # 30 times the others' variance (benchmarks/conditions.py), so units stay as they are.
-            scale = pt.constant(1.0) if by_condition else pt.exp(pt.mean(pt.log(spread)))
+            scale = pt.exp(pt.mean(pt.log(spread)))
             scaled = zero_sum_or_zero(
                 "dataset_mean_scaled", PRIORS["dataset_mean_sd"] / scale, n_datasets
             )
@@ -188,54 +190,6 @@ def _lapse(spec: ModelSpec, data: ChoiceData, task_dataset, a_idx, b_idx):
     return (rate[a_idx] + rate[b_idx]) / 2
 
 
-def _condition_utilities(spec: ModelSpec, data: ChoiceData, mu, task_dataset) -> pt.TensorVariable:
-    """Utilities per (condition, task): the reference condition's are mu; every other condition
-    shifts each dataset (`condition_shift`) and each task around its dataset's shift, both
-    pooled around zero, each level with one spread for all conditions.
-
-    Choices within a condition only see utility differences, so only shifts relative to the
-    condition's other shifts are identified: the dataset shifts sum to zero over datasets (a
-    condition's dataset means sum to zero, as the reference's do) and the task deviations sum
-    to zero within each dataset (`condition_shift` is then the dataset's mean shift). Free, these
-    directions were set by the prior alone and mixed slowly (benchmarks/conditions.py). Sampled
-    as the spec's parameterization says: centred where the data pin each deviation (about 150
-    trials per task and condition in real designs made non-centred offsets a funnel in reverse),
-    non-centred where a few trials per task and condition leave them to the prior (SBC: README)."""
-    n_datasets, n_tasks = len(data.datasets), len(data.tasks)
-    n_shifted = len(data.conditions) - 1
-    centred = spec.parameterization == "centered"
-    by_dataset = pt.zeros((n_shifted, 1))
-    if n_datasets > 1:
-        spread = pm.HalfNormal("condition_dataset_spread", PRIORS["condition_dataset_spread_sd"])
-        dims = ("shifted", "dataset")
-        if centred:
-            by_dataset = pm.ZeroSumNormal("condition_shift", sigma=spread, dims=dims)
-        else:
-            offset = pm.ZeroSumNormal("condition_dataset_offset", sigma=1.0, dims=dims)
-            by_dataset = spread * offset
-    if not centred or n_datasets == 1:
-        by_dataset = pm.Deterministic("condition_shift", by_dataset, dims=("shifted", "dataset"))
-    group, dependent = free_tasks(data)
-    task_spread = pm.HalfNormal("condition_task_spread", PRIORS["condition_task_spread_sd"])
-    free = pm.Normal(
-        "condition_task_offset", 0.0, task_spread if centred else 1.0, dims=("shifted", "free_task")
-    )
-    # One zero-sum group per (shifted condition, dataset), the rows flattened in order.
-    row = np.repeat(np.arange(n_shifted), n_tasks)
-    deviation = zero_sum_within(
-        free.flatten(),
-        row * n_datasets + np.tile(group, n_shifted),
-        np.tile(dependent, n_shifted),
-        n_shifted * n_datasets,
-    ).reshape((n_shifted, n_tasks))
-    if not centred:
-        deviation = task_spread * deviation
-    shifted = mu[None, :] + by_dataset[:, task_dataset] + deviation
-    return pm.Deterministic(
-        "mu_condition", pt.concatenate([mu[None, :], shifted]), dims=("condition", "task")
-    )
-
-
 def _cell_distribution(spec: ModelSpec, data: ChoiceData, task_dataset, a_idx, b_idx, n):
     """The cells' term beside z (the lapse rate, or the Beta concentration of beta-binomial
     cells) and their log-probability and random functions, for cells of at most max(n) trials."""
@@ -272,7 +226,12 @@ def build_model(spec: ModelSpec, data: ChoiceData) -> pm.Model:
         b_idx = pm.Data("task_b_idx", cells["b_idx"].to_numpy(np.int64), dims="cell")
         n_data = pm.Data("n_trials", n, dims="cell")
 
-        mu, standardised = _utility(spec, data, task_dataset, by_condition)
+        if by_condition and samples_around_the_average(spec):
+            mu, standardised, utility = utilities_around_the_average(data, task_dataset)
+        else:
+            mu, standardised = _utility(spec, data, task_dataset)
+            if by_condition:
+                utility = shifted_utilities(spec, data, mu, task_dataset)
         sigma = _noise(spec, data, task_dataset)
         position = _position(spec, n_datasets)
         if by_condition:
@@ -280,7 +239,7 @@ def build_model(spec: ModelSpec, data: ChoiceData) -> pm.Model:
             condition = pm.Data(
                 "condition_idx", cells["condition_idx"].to_numpy(np.int64), dims="cell"
             )
-            utility = _condition_utilities(spec, data, mu, task_dataset).flatten()
+            utility = utility.flatten()
             first, second = condition * n_tasks + a_idx, condition * n_tasks + b_idx
             repeats = len(data.conditions)
             sigma = pt.tile(sigma, repeats)
