@@ -12,14 +12,17 @@ import pytest
 import bayespref as bp
 from bayespref.model.builder import build_model
 from bayespref.model.conditions import average_sd, split_average
+from bayespref.model.structure import PRIORS
 
 
-@pytest.mark.parametrize("reference_sd, shift_sd, n_shifted", [(5.0, 1.0, 12), (0.3, 2.0, 3)])
+@pytest.mark.parametrize(
+    "reference_sd, shift_sd, n_shifted", [(5.0, 1.0, 12), (0.3, 2.0, 3), (1.0, 1.0, 4)]
+)
 def test_split_average_maps_the_average_and_free_shifts_to_the_stated_prior(
     reference_sd, shift_sd, n_shifted
 ):
     average, free = pt.dvector("average"), pt.dmatrix("free")
-    reference, shifts = split_average(average, free, reference_sd, shift_sd)
+    reference, shifts = split_average(average, free, reference_sd, shift_sd, n_shifted)
     mapping = pytensor.function([average, free], [reference, shifts])
     # The map is linear: its matrix column by column from unit inputs.
     size = n_shifted + 1
@@ -40,7 +43,9 @@ def test_split_average_maps_the_average_and_free_shifts_to_the_stated_prior(
 
 
 @pytest.fixture(scope="module")
-def condition_model():
+def condition_prior():
+    """Prior draws of `conditions` with the reference's and the shifts' scales alike (the
+    defaults make the reference's far larger, where a wrong split would hardly show)."""
     simulation = bp.simulate(
         bp.SimulationConfig(
             n_tasks=30,
@@ -52,31 +57,58 @@ def condition_model():
         )
     )
     data = bp.load_choice_data(simulation.comparisons, simulation.tasks)
-    return data, build_model(bp.resolve_spec("conditions"), data)
-
-
-def test_condition_prior_is_reference_plus_independent_shifts(condition_model):
-    data, model = condition_model
+    alike = {
+        "dataset_mean_sd": 1.0,
+        "condition_dataset_spread_sd": 1.0,
+        "dataset_spread_sd": 0.5,
+        "condition_task_spread_sd": 0.5,
+    }
+    with pytest.MonkeyPatch.context() as patch:
+        for key, value in alike.items():
+            patch.setitem(PRIORS, key, value)
+        model = build_model(bp.resolve_spec("conditions"), data)
     assert {"dataset_mean_average", "mu_offset_average"} <= {v.name for v in model.free_RVs}
-    prior = pm.sample_prior_predictive(draws=6000, model=model, random_seed=5)["prior"]
-    means = prior["dataset_mean"].values.reshape(-1, 3)
-    shifts = prior["condition_shift"].values.reshape(-1, 3, 3)
-    # ZeroSumNormal over 3 datasets: variance sd^2 (1 - 1/3); the shifts' spread ~ HalfNormal(1).
-    np.testing.assert_allclose(means.var(axis=0).mean(), 25 * 2 / 3, rtol=0.05)
-    np.testing.assert_allclose(shifts.var(axis=0).mean(), 2 / 3, rtol=0.05)
-    assert abs(np.corrcoef(means[:, 0], shifts[:, 0, 0])[0, 1]) < 0.05
-    assert abs(np.corrcoef(shifts[:, 0, 0], shifts[:, 1, 0])[0, 1]) < 0.05
-    # Task deviations: each condition's Normal(0, condition_task_spread) given the zero sums,
-    # independent of the reference's deviations and of the other conditions'.
+    prior = pm.sample_prior_predictive(draws=8000, model=model, random_seed=5)["prior"]
+    return data, {name: prior[name].values.reshape(8000, *prior[name].shape[2:]) for name in prior}
+
+
+def _cross_correlation(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Correlations between the columns of x and those of y (draws in rows)."""
+    x = (x - x.mean(axis=0)) / x.std(axis=0)
+    y = (y - y.mean(axis=0)) / y.std(axis=0)
+    return x.T @ y / len(x)
+
+
+def test_condition_prior_is_reference_plus_independent_shifts(condition_prior):
+    data, prior = condition_prior
+    means, shifts = prior["dataset_mean"], prior["condition_shift"]  # (draw, 3), (draw, 3, 3)
+    # ZeroSumNormal over 3 datasets: variance sd^2 (1 - 1/3), with sd 1 and HalfNormal(1).
+    np.testing.assert_allclose(means.var(axis=0), 2 / 3, rtol=0.06)
+    expected = np.mean(prior["condition_dataset_spread"] ** 2) * 2 / 3
+    np.testing.assert_allclose(shifts.var(axis=0), expected, rtol=0.1)
+    np.testing.assert_allclose(shifts.sum(axis=2), 0.0, atol=1e-8)
+    assert np.abs(_cross_correlation(means, shifts.reshape(-1, 9))).max() < 0.05
+    between = _cross_correlation(shifts[:, 0], shifts[:, 1:].reshape(-1, 6))
+    assert np.abs(between).max() < 0.05
+    # Task deviations: the reference's Normal(0, its dataset's spread), each shifted
+    # condition's Normal(0, condition_task_spread), zero sums within each dataset, independent.
     dataset = data.task_dataset_idx
-    mu = prior["mu"].values.reshape(-1, 30)
-    by_condition = prior["mu_condition"].values.reshape(-1, 4, 30)
-    deviation = by_condition[:, 1:] - by_condition[:, :1] - shifts[:, :, dataset]
-    reference = mu - means[:, dataset]
-    spread = prior["condition_task_spread"].values.ravel()
-    within = 1 - 1 / np.bincount(dataset)[dataset]  # zero sums within each dataset
+    within = 1 - 1 / np.bincount(dataset)[dataset]
+    reference = prior["mu"] - means[:, dataset]
+    deviation = prior["mu_condition"][:, 1:] - prior["mu_condition"][:, :1] - shifts[:, :, dataset]
+    spread = prior["dataset_spread"][:, dataset]
     np.testing.assert_allclose(
-        (deviation.var(axis=0) / within[None]).mean(), np.mean(spread**2), rtol=0.05
+        reference.var(axis=0) / within, np.mean(spread**2, axis=0), rtol=0.12
     )
-    assert abs(np.corrcoef(deviation[:, 0, 0], deviation[:, 1, 0])[0, 1]) < 0.05
-    assert abs(np.corrcoef(reference[:, 0], deviation[:, 0, 0])[0, 1]) < 0.05
+    expected = np.mean(prior["condition_task_spread"] ** 2)
+    np.testing.assert_allclose((deviation.var(axis=0) / within).mean(), expected, rtol=0.04)
+    for d in range(3):
+        np.testing.assert_allclose(deviation[:, :, dataset == d].sum(axis=2), 0.0, atol=1e-8)
+    tasks = np.flatnonzero(dataset == 0)[:4]
+    assert (
+        np.abs(
+            _cross_correlation(reference[:, tasks], deviation[:, :, tasks].reshape(-1, 12))
+        ).max()
+        < 0.05
+    )
+    assert np.abs(_cross_correlation(deviation[:, 0, tasks], deviation[:, 1, tasks])).max() < 0.05

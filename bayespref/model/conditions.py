@@ -27,7 +27,7 @@ def samples_around_the_average(spec: ModelSpec) -> bool:
     return spec.parameterization == "centered" and spec.hierarchy == "dataset"
 
 
-def split_average(average, free_shifts, reference_sd, shift_sd):
+def split_average(average, free_shifts, reference_sd, shift_sd, n_shifted: int):
     """The reference's level and the shifts of the other K conditions from the level averaged
     over all K + 1 conditions and the shifts' free part (axis 0: shifted conditions).
 
@@ -37,8 +37,7 @@ def split_average(average, free_shifts, reference_sd, shift_sd):
     (so that their covariance is s^2 I - (w s^2)^2 / v 11'). Sampling A ~ Normal(0, sqrt(v)) and
     y ~ Normal(0, s) is the same joint prior, written so that one coordinate is what all
     conditions' choices pin and each other mostly moves one condition's utilities."""
-    n_shifted = free_shifts.shape[0]
-    weight = 1.0 / (n_shifted + 1)
+    weight = 1.0 / (n_shifted + 1)  # a Python float: computed from a shape it was float32
     total_sd = pt.sqrt(reference_sd**2 + weight**2 * n_shifted * shift_sd**2)
     slope = weight * shift_sd**2 / total_sd**2
     correction = (1.0 - reference_sd / total_sd) / n_shifted
@@ -73,7 +72,7 @@ def utilities_around_the_average(data: ChoiceData, task_dataset):
         dims="free_task",
     )
     free = pm.Normal("condition_task_offset", 0.0, task_spread, dims=("shifted", "free_task"))
-    reference, shifted = split_average(average, free, reference_sd, task_spread)
+    reference, shifted = split_average(average, free, reference_sd, task_spread, n_shifted)
     rows = pt.concatenate([reference[None], shifted]).flatten()
     # One zero-sum group per (condition, dataset), the rows flattened in order.
     row = np.repeat(np.arange(n_shifted + 1), len(data.tasks))
@@ -104,7 +103,7 @@ def _dataset_levels(n_datasets: int, n_shifted: int):
         "dataset_mean_average", sigma=average_sd(reference_sd, spread, n_shifted), dims="dataset"
     )
     free = pm.ZeroSumNormal("condition_shift_free", sigma=spread, dims=("shifted", "dataset"))
-    reference, shifts = split_average(average, free, reference_sd, spread)
+    reference, shifts = split_average(average, free, reference_sd, spread, n_shifted)
     pm.Deterministic("dataset_mean", reference, dims="dataset")
     pm.Deterministic("condition_shift", shifts, dims=("shifted", "dataset"))
     return pt.concatenate([reference[None], shifts])
