@@ -108,8 +108,10 @@ def marginal_noise_unit(sigma: np.ndarray, pair_sd: float) -> float:
 
     Averaged over a pair effect e ~ N(0, pair_sd), P(first) = Phi(d / sqrt(s_a^2 + s_b^2 +
     pair_sd^2)): each task's noise is in effect sqrt(s^2 + pair_sd^2 / 2), and the models fix the
-    geometric mean of the noise levels at 1. So a true shift x is x / unit in a fit's units (a
-    beta-binomial cell's mean probability is exactly this marginal one)."""
+    geometric mean of the dataset noise levels at 1 (the tasks' here: datasets are equal-sized).
+    So a true shift x is x / unit in a fit's units: a beta-binomial cell's mean probability is
+    this marginal one, up to the noise varying within a dataset, which per-dataset noise cannot
+    hold. The MLE per condition is on its own scale, so its slope does not compare."""
     return float(np.exp(np.mean(np.log(np.sqrt(sigma**2 + pair_sd**2 / 2)))))
 
 
