@@ -38,7 +38,7 @@ def split_average(average, free_shifts, reference_sd, shift_sd, n_shifted: int):
     y ~ Normal(0, s) is the same joint prior, written so that one coordinate is what all
     conditions' choices pin and each other mostly moves one condition's utilities."""
     weight = 1.0 / (n_shifted + 1)  # a Python float: computed from a shape it was float32
-    total_sd = pt.sqrt(reference_sd**2 + weight**2 * n_shifted * shift_sd**2)
+    total_sd = average_sd(reference_sd, shift_sd, n_shifted)
     slope = weight * shift_sd**2 / total_sd**2
     correction = (1.0 - reference_sd / total_sd) / n_shifted
     shifts = slope * average[None] + free_shifts - correction * free_shifts.sum(axis=0)[None]
@@ -56,8 +56,9 @@ def utilities_around_the_average(data: ChoiceData, task_dataset):
 
     Sampled as written (mu, then the shifts), the reference's levels are pinned by its own
     choices alone while moving one the other way with every condition's shift of it changes only
-    the reference's likelihood: with 13 conditions those directions had 7-11 times the others'
-    posterior variance and set the trajectories' length (benchmarks/conditions.py). Each level
+    the reference's likelihood: with 13 conditions those directions had 8-11 times the others'
+    posterior variance, which a diagonal mass matrix cannot follow (README, "Condition shifts").
+    Each level
     (dataset means, task deviations) is sampled instead as its average over all conditions and
     the shifts given it (`split_average`): the same prior."""
     n_datasets, n_shifted = len(data.datasets), len(data.conditions) - 1
