@@ -8,13 +8,16 @@ method and not a mismatch: the default model for the default simulation; for the
 preset, per-dataset position terms with pair effects (without a pair term, a model's noise unit
 absorbs the preset's pair effects and no method covers the truth's utilities), and `beta-binomial`
 (the default with beta-binomial cells), which integrates the pair effects out. Its noise unit is
-then the noise between pairs: a pair's marginal P(first) is
-F((mu_i - mu_j + beta) / sqrt(s_i^2 + s_j^2 + pair_sd^2)), so the truth is compared in units of
-sqrt(s^2 + pair_sd^2 / 2) per task (each dataset's mean s^2, the geometric mean over datasets 1,
-as the model's noise): `truth_scale`, the factor the true mu is divided by (1 for the others).
-Since the measurement in benchmarks/results/approx_coverage.csv, approx refuses models with pair
-effects (inference/approx.py: unsupported) and the script records the refusal for them; the run
-on the preset as it was before issue 22, with the default model, is approx_coverage_old_preset.csv.
+then the noise between pairs: the preset's pair effects are in each pair's noise units, so a
+pair's marginal P(first) is F((mu_i - mu_j + beta) / sqrt((s_i^2 + s_j^2)(1 + pair_sd^2 / 2))),
+and the truth is compared in units of s sqrt(1 + pair_sd^2 / 2) per task (each dataset's root
+mean s^2, the geometric mean over datasets 1, as the model's noise): `truth_scale`, the factor
+the true mu is divided by (1 for the others). Rows measured before 2026-12-01 come from the
+preset whose pair effects did not scale with the noise (units sqrt(s^2 + pair_sd^2 / 2)).
+Since the measurement in benchmarks/results/approx_coverage_additive_pairs.csv (the preset before
+its pair effects were scaled to each pair's noise), approx refuses models with pair effects
+(inference/approx.py: unsupported) and the script records the refusal for them; the run on the
+preset as it was before issue 22, with the default model, is approx_coverage_old_preset.csv.
 Prints, per case, model and method, the share of trials predicted beyond 5% / 95% at the approx
 mode (`near_certain_share`, the diagnostic that fails approx above 0.5), the coverage of the 94%
 intervals of mu, the mean posterior sd of mu, Spearman against the truth, the slope of posterior
@@ -79,13 +82,13 @@ OUT = Path(__file__).parent / "results" / "approx_coverage.csv"
 
 def truth_scale(simulation, model: str) -> float:
     """The unit of the model's mu in the simulation's: 1, or for beta-binomial cells the
-    geometric mean over datasets of sqrt(mean s^2 + pair_sd^2 / 2) (module docstring)."""
+    geometric mean over datasets of sqrt(mean s^2 (1 + pair_sd^2 / 2)) (module docstring)."""
     if model != "beta-binomial":
         return 1.0
     truth = simulation.truth
     mean_square = (truth["sigma"] ** 2).groupby(truth["dataset"]).mean()
-    pair_sd = simulation.config.pair_sd
-    return float(np.exp(np.mean(0.5 * np.log(mean_square + pair_sd**2 / 2))))
+    widening = 1 + simulation.config.pair_sd**2 / 2
+    return float(np.exp(np.mean(0.5 * np.log(mean_square * widening))))
 
 
 def measure(case: str, config: bp.SimulationConfig, model: str, method: str) -> dict:

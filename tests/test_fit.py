@@ -229,34 +229,37 @@ def test_per_task_noise_samples_without_divergences():
 
 
 def test_realistic_sparse_near_deterministic_data_stay_calibrated():
-    """With pair effects shared by repeats (as in real data) only a model with a pair term
-    measures utilities in the truth's noise units; the default's unit absorbs the pair effects.
-    Pair effects blur every pair, so point estimates correlate less with the truth than without
-    them (0.95 measured at seed 1 with pair sd 5) while the intervals stay calibrated."""
+    """Pair effects shared by repeats, as in real data: the default's beta-binomial cells
+    integrate them out, so its noise is the noise between pairs. The preset's pair effects are
+    in each pair's noise units, so that unit is every task's noise times sqrt(1 + pair_sd^2 / 2)
+    and the noise levels by dataset keep the truth's ratios (geometric mean 1 in both).
+    Measured: 90% intervals hold 91% of true utilities, slope 1.03, correlation 0.97; the noise
+    of 4 of 5 datasets inside its 94% interval (30 tasks a dataset identify it weakly)."""
     simulation = bp.simulate(bp.SimulationConfig.realistic(n_tasks=150, seed=1))
     result = bp.fit(
         simulation.comparisons,
         simulation.tasks,
-        model="hierarchical-pair",
         settings=bp.SamplerSettings(draws=500, tune=500, seed=1),
         progressbar=False,
     )
     truth = simulation.truth.set_index("task_id").loc[result.tasks["task_id"]]
+    true_mu = truth["mu"].to_numpy() / np.sqrt(1 + simulation.config.pair_sd**2 / 2)
     mu = draws(result.posterior, "mu")
-    assert 0.80 <= interval_coverage(mu, truth["mu"].to_numpy(), 0.90) <= 0.97
-    assert np.corrcoef(mu.mean(axis=1), truth["mu"])[0, 1] >= 0.93
-    assert np.abs(mu.mean(axis=1)).max() < 1.5 * np.abs(truth["mu"]).max()
-    sigma = result.params.set_index("name")["mean"].filter(like="sigma_dataset").to_numpy()
-    ratio = sigma / np.asarray(simulation.parameters["sigma_dataset"])
-    assert ((ratio > 2 / 3) & (ratio < 1.5)).all()
+    assert 0.80 <= interval_coverage(mu, true_mu, 0.90) <= 0.97
+    assert np.corrcoef(mu.mean(axis=1), true_mu)[0, 1] >= 0.93
+    assert 0.85 <= np.polyfit(true_mu, mu.mean(axis=1), 1)[0] <= 1.15
+    sigma = result.params.set_index("name").filter(like="sigma_dataset", axis=0)
+    true_sigma = np.asarray(simulation.parameters["sigma_dataset"])
+    assert ((sigma["low"] <= true_sigma) & (true_sigma <= sigma["high"])).sum() >= 4
     assert result.diagnostics.measures["divergences"] == 0
 
 
 def test_beta_binomial_cells_predict_new_pairs_of_overdispersed_data_better_than_binomial():
     """With pair effects shared by repeats, binomial cells count unanimous repeats as independent
     evidence; beta-binomial cells put the repeats' agreement in the concentration and predict
-    new pairs closer to their true probability, which averages the pair effect out:
-    Phi((mu_i - mu_j + beta) / sqrt(sigma_i^2 + sigma_j^2 + pair_sd^2))."""
+    new pairs closer to their true probability, which averages the pair effect (in the pair's
+    noise units) out: Phi((mu_i - mu_j + beta) / sqrt((sigma_i^2 + sigma_j^2)(1 + pair_sd^2 /
+    2)))."""
     simulation = bp.simulate(bp.SimulationConfig.realistic(n_tasks=80, n_datasets=4, seed=2))
     truth = simulation.truth
     rng = np.random.default_rng(0)
@@ -266,7 +269,8 @@ def test_beta_binomial_cells_predict_new_pairs_of_overdispersed_data_better_than
     dataset = truth["dataset"].str.removeprefix("dataset_").astype(int).to_numpy()
     mu, sigma = truth["mu"].to_numpy(), truth["sigma"].to_numpy()
     advantage = mu[a] - mu[b] + (bias[dataset[a]] + bias[dataset[b]]) / 2
-    p_true = ndtr(advantage / np.sqrt(sigma[a] ** 2 + sigma[b] ** 2 + 3.0**2))
+    widening = 1 + simulation.config.pair_sd**2 / 2
+    p_true = ndtr(advantage / np.sqrt((sigma[a] ** 2 + sigma[b] ** 2) * widening))
     pairs = pd.DataFrame(
         {"task_a": truth["task_id"].to_numpy()[a], "task_b": truth["task_id"].to_numpy()[b]}
     )
@@ -282,9 +286,10 @@ def test_beta_binomial_cells_predict_new_pairs_of_overdispersed_data_better_than
         )
         p = np.clip(bp.predict(result, pairs)["p_first_mean"].to_numpy(), 1e-9, 1 - 1e-9)
         excess[model] = np.mean(rel_entr(p_true, p) + rel_entr(1 - p_true, 1 - p))
-        assert np.corrcoef(p, p_true)[0, 1] > 0.94
-    # Measured 0.056 against 0.062: most new pairs are far apart in utility, where both agree.
-    assert excess["beta-binomial"] < 0.95 * excess["position-by-dataset"]
+        assert np.corrcoef(p, p_true)[0, 1] > 0.92  # measured 0.939 and 0.951
+    # Measured 0.058 against 0.105. With the preset's pair effects a fixed sd in utility units
+    # (before 2026-12-01) 0.056 against 0.062: they then hid in the noisy datasets' noise.
+    assert excess["beta-binomial"] < 0.8 * excess["position-by-dataset"]
 
 
 def test_a_second_process_writing_the_same_fit_is_refused(small_fit_dir, tmp_path):

@@ -5,6 +5,7 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+from scipy.special import ndtri
 
 import bayespref as bp
 from bayespref.data.comparisons import read_comparisons
@@ -124,3 +125,34 @@ def test_task_lapse_rates_vary_around_the_lapse_rate_and_default_truths_keep_one
     assert varied.truth["mu"].equals(same.truth["mu"])
     with pytest.raises(ValueError, match="task_lapse_sd"):
         bp.SimulationConfig(task_lapse_sd=1.0)
+
+
+def test_pair_effects_are_in_each_pairs_noise_units():
+    """A pair's effect moves its probit by the same sd in a noisy dataset as in a calm one, so
+    repeats agree beyond their trial noise alike everywhere (as on the real set)."""
+    config = bp.SimulationConfig(
+        n_tasks=200,
+        n_datasets=2,
+        n_comparisons=8000,
+        position_bias=0.0,
+        seed=3,
+        dataset_sigma_sd=1.5,
+        task_sigma_sd=0.0,
+        pair_sd=2.0,
+        task_sd=0.2,  # small utilities keep every P(first) away from 0 and 1
+        dataset_mean_sd=0.2,
+    )
+    simulation = bp.simulate(config)
+    truth = simulation.truth.set_index("task_id")
+    comparisons = simulation.comparisons
+    a, b = truth.loc[comparisons["task_a"]], truth.loc[comparisons["task_b"]]
+    scale = np.hypot(a["sigma"].to_numpy(), b["sigma"].to_numpy())
+    effect = (
+        ndtri(comparisons["p_a"].to_numpy()) - (a["mu"].to_numpy() - b["mu"].to_numpy()) / scale
+    )
+    sigma = np.asarray(simulation.parameters["sigma_dataset"])
+    assert sigma.max() / sigma.min() > 2  # the datasets' noise differs
+    within = comparisons["dataset_a"].to_numpy() == comparisons["dataset_b"].to_numpy()
+    for dataset in ("dataset_0", "dataset_1"):
+        rows = within & (comparisons["dataset_a"] == dataset).to_numpy()
+        assert np.std(effect[rows]) == pytest.approx(2.0 / np.sqrt(2), rel=0.1)

@@ -43,8 +43,9 @@ class SimulationConfig:
     # Per-task lapse rates: logit sd between tasks around logit(lapse_rate); a pair lapses at
     # the mean of its two tasks' rates.
     task_lapse_sd: float = 0.0
-    # An effect per unordered pair shared by all its repeats (noise units): repeats agree more
-    # than new pairs of the same tasks do, as in real choices.
+    # An effect per unordered pair shared by all its repeats, in units of the pair's noise
+    # sqrt((sigma_a^2 + sigma_b^2) / 2): repeats agree more than new pairs of the same tasks do,
+    # as in real choices.
     pair_sd: float = 0.0
     # Per-dataset position biases drawn around position_bias with this sd (when not given).
     position_bias_sd: float = 0.0
@@ -60,8 +61,9 @@ class SimulationConfig:
         86% of repeated pairs unanimous, an effect per pair shared by its repeats (so new pairs
         are far less predictable than repeats), position biases that differ by dataset, noise
         levels that differ by dataset, and under 1% refusals. Sizes set so that the default
-        model's fit measures what it measures on the real set (utility sd in noise units, sd of
-        dataset means, sd of log noise between datasets; README, "Real data")."""
+        model's fit (beta-binomial cells) measures what it measures on the real set (utility sd
+        in noise units, sd of dataset means, sd of log noise between datasets; README, "Real
+        data")."""
         return cls(
             n_tasks=n_tasks,
             n_datasets=n_datasets,
@@ -69,13 +71,13 @@ class SimulationConfig:
             position_bias=0.0,
             position_bias_sd=2.0,
             seed=seed,
-            dataset_mean_sd=7.0,
-            task_sd=7.0,
+            dataset_mean_sd=6.8,
+            task_sd=5.8,
             dataset_spread_sd=0.5,
-            dataset_sigma_sd=0.7,
+            dataset_sigma_sd=0.55,
             repeats=5,
             refusal_rate=0.003,
-            pair_sd=3.0,
+            pair_sd=3.5,
             one_order=True,
         )
 
@@ -191,11 +193,13 @@ def simulate(config: SimulationConfig | None = None, **overrides: float) -> Simu
         bias = (per_dataset[dataset_idx[first]] + per_dataset[dataset_idx[second]]) / 2
     if config.position_bias_by_pair is not None:
         bias = np.asarray(config.position_bias_by_pair)[dataset_idx[first], dataset_idx[second]]
+    scale = np.sqrt(sigma[first] ** 2 + sigma[second] ** 2)
     pair_effect = 0.0
     if config.pair_sd > 0:
         pair_effect = rng.normal(0, config.pair_sd, pair_index.max() + 1)[pair_index]
-        pair_effect = np.where(first == pairs[:, 0], pair_effect, -pair_effect)
-    scale = np.sqrt(sigma[first] ** 2 + sigma[second] ** 2)
+        # In the pair's noise units (scale / sqrt 2 is 1 for two tasks of noise 1): repeats then
+        # agree beyond their trial noise alike in noisy and calm datasets, as on the real set.
+        pair_effect = np.where(first == pairs[:, 0], pair_effect, -pair_effect) * scale / np.sqrt(2)
     advantage = utility[condition, first] - utility[condition, second] + bias + pair_effect
     p_first = ndtr(advantage / scale)
     lapse = np.full(n, config.lapse_rate)
