@@ -4,6 +4,7 @@ blocks until a caller's test of the draws says they are enough."""
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -15,6 +16,8 @@ import xarray as xr
 from bayespref.inference import device
 from bayespref.inference.settings import SamplerSettings
 from bayespref.inference.warm_start import WarmStart
+
+_CHUNK = 100  # most iterations per compiled call of the sampler
 
 # NumPyro's names for the stats, as PyMC names them in sample_stats.
 _STAT_NAMES = {
@@ -84,10 +87,31 @@ def _stats(fields: dict) -> dict[str, np.ndarray]:
     return stats
 
 
-def _block_sampler(kernel, chains: int, draws: int) -> Callable:
-    """A function compiled once that takes the chains' states after tuning and draws `draws`
-    more per chain: (states, draws of the value variables, extra fields), shaped (chain, draw,
-    ...). MCMC.run would trace and compile its sampler again at every call."""
+def _chain_map(function: Callable, chains: int) -> Callable:
+    """`function` of one chain's arguments, compiled over a leading chain axis: one CPU device
+    per chain when there are enough, else vectorised on one device."""
+    import jax
+
+    if chains > 1 and device.chain_method(chains) == "parallel":
+        return jax.pmap(function)
+    return jax.jit(jax.vmap(function))  # one chain too: its state is given a chain axis
+
+
+def _initial_states(kernel, settings: SamplerSettings, starts: list[np.ndarray]):
+    """Every chain's NUTS state at its start, set to adapt over `settings.tune` iterations."""
+    import jax
+
+    keys = jax.random.split(jax.random.PRNGKey(settings.seed), settings.chains)
+    return _chain_map(
+        lambda key, start: kernel.init(key, settings.tune, start, (), {}), settings.chains
+    )(keys, starts)
+
+
+def _iterations(kernel, chains: int, length: int) -> Callable:
+    """A function compiled once that takes the chains' states through `length` more NUTS
+    iterations (adapting while tuning, as the state says): (states, draws of the value variables,
+    extra fields), shaped (chain, draw, ...). Tuning and every block of draws run through it, so
+    a fit compiles the sampler once (MCMC.run would compile it again for every call)."""
     import jax
 
     def one_chain(state):
@@ -96,11 +120,16 @@ def _block_sampler(kernel, chains: int, draws: int) -> Callable:
             fields = {name: attrgetter(name)(state) for name in _STAT_NAMES}
             return state, (state.z, fields)
 
-        return jax.lax.scan(step, state, None, length=draws)
+        return jax.lax.scan(step, state, None, length=length)
 
-    if chains > 1 and device.chain_method(chains) == "parallel":
-        return jax.pmap(one_chain)
-    return jax.jit(jax.vmap(one_chain))  # one chain too: its state is given a chain axis
+    return _chain_map(one_chain, chains)
+
+
+def chunk_length(tune: int, draws: int) -> int:
+    """Iterations per compiled call: the largest divisor of both tuning and a block of draws up
+    to _CHUNK (also the progress bar's step)."""
+    common = math.gcd(tune, draws)
+    return max(length for length in range(1, min(common, _CHUNK) + 1) if common % length == 0)
 
 
 def _to_datatree(model, blocks: list[dict], stats: list[dict]) -> xr.DataTree:
@@ -141,8 +170,6 @@ def _kernel(model, settings: SamplerSettings, warm: WarmStart | None, record: Sa
         record.seconds_warm_start = warm.seconds
     else:
         starts = _jittered_starts(model, settings.chains, settings.seed)
-    if settings.chains == 1:
-        starts = [start[0] for start in starts]
     # get_jaxified_logp's negative_logp=False gives the negative log density NumPyro expects.
     potential = get_jaxified_logp(model, negative_logp=False)
     kernel = NUTS(potential_fn=potential, target_accept_prob=settings.target_accept, **options)
@@ -158,47 +185,52 @@ def sample_nuts(
 ) -> tuple[xr.DataTree, SamplingRecord]:
     """Tune, then draw `settings.draws` per chain; with `enough`, keep drawing blocks of
     `settings.draws` until `enough(draws so far)` or `settings.max_draws` per chain."""
-    import jax
-    from numpyro.infer import MCMC
+    from rich.progress import Progress
 
     record = SamplingRecord(init="laplace" if warm else "jitter")
     kernel, starts = _kernel(model, settings, warm, record)
-    mcmc = MCMC(
-        kernel,
-        num_warmup=settings.tune,
-        num_samples=settings.draws,
-        num_chains=settings.chains,
-        chain_method=device.chain_method(settings.chains),
-        progress_bar=progressbar,
-    )
-    keys = jax.random.split(jax.random.PRNGKey(settings.seed), settings.chains)
+    length = chunk_length(settings.tune, settings.draws)
+    run = _iterations(kernel, settings.chains, length)
+    posterior, samples, stats = _posterior_function(model), [], []
+    most = settings.max_draws if enough else settings.draws
     started = time.perf_counter()
-    mcmc.run(
-        keys if settings.chains > 1 else keys[0],
-        init_params=starts,
-        extra_fields=tuple(_STAT_NAMES),
-    )
-    raw = mcmc.get_samples(group_by_chain=True)
-    fields = mcmc.get_extra_fields(group_by_chain=True)
-    state = mcmc.last_state
-    if settings.chains == 1:
-        state = jax.tree.map(lambda x: x[None], state)
-    posterior, more = _posterior_function(model), None
-    samples, stats = [], []
-    while True:
-        samples.append(posterior([np.asarray(value) for value in raw]))
-        stats.append(_stats(fields))
-        record.blocks += 1
-        record.draws_per_chain += settings.draws
-        idata = _to_datatree(model, samples, stats)
-        if enough is None:
-            break
-        record.target_reached = bool(enough(idata))
-        if record.target_reached:
-            record.seconds_to_trust = time.perf_counter() - started
-        if record.target_reached or record.draws_per_chain + settings.draws > settings.max_draws:
-            break
-        more = more or _block_sampler(kernel, settings.chains, settings.draws)
-        state, (raw, fields) = more(state)
+    with Progress(disable=not progressbar) as bar:
+        progress = bar.add_task("NUTS (tuning, then draws)", total=settings.tune + most)
+        state = _initial_states(kernel, settings, starts)
+        for _ in range(settings.tune // length):
+            state, _ = run(state)
+            bar.advance(progress, length)
+        while True:
+            chunks = []
+            for _ in range(settings.draws // length):
+                state, chunk = run(state)
+                chunks.append(chunk)
+                bar.advance(progress, length)
+            raw, fields = _concatenated(chunks)
+            samples.append(posterior(raw))
+            stats.append(_stats(fields))
+            record.blocks += 1
+            record.draws_per_chain += settings.draws
+            idata = _to_datatree(model, samples, stats)
+            if enough is None:
+                break
+            record.target_reached = bool(enough(idata))
+            if record.target_reached:
+                record.seconds_to_trust = time.perf_counter() - started
+            if record.target_reached or record.draws_per_chain + settings.draws > most:
+                break
     record.seconds_sampling = time.perf_counter() - started
     return idata, record
+
+
+def _concatenated(chunks: list) -> tuple[list[np.ndarray], dict[str, np.ndarray]]:
+    """One block's value-variable draws and extra fields from its chunks, along the draw axis."""
+    raw = [
+        np.concatenate([np.asarray(z[i]) for z, _ in chunks], axis=1)
+        for i in range(len(chunks[0][0]))
+    ]
+    fields = {
+        name: np.concatenate([np.asarray(f[name]) for _, f in chunks], axis=1)
+        for name in chunks[0][1]
+    }
+    return raw, fields
