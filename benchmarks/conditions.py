@@ -187,6 +187,7 @@ def run(args: argparse.Namespace) -> pd.DataFrame:
         chose_first = (test["choice"] == "a").to_numpy()
         common = {"seed": seed, "train_trials": len(train), "test_trials": len(test)}
         common |= {"dropped_trials": dropped, "unanimous": unanimous(comparisons)}
+        common["pair_sd"] = args.pair_sd
         for name in args.models:
             started, cpu = time.perf_counter(), time.process_time()
             fit = bp.fit(
