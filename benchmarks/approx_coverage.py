@@ -1,25 +1,25 @@
 """Where the Laplace approximation (`--method approx`) can be trusted: interval coverage of mu
 against NUTS on the same data, as choices become more deterministic.
 
-For 500 tasks: the default simulation, and the realistic preset with task spreads 2, 3.5, 5 and 7
-(the preset's own). Each is fitted by approx (1,000 draws) and by NUTS (2 chains x 300 draws),
-with a model that can describe the data, so that coverage of the true utilities measures the
-method and not a mismatch: the default model for the default simulation; for the realistic
+For 500 tasks: the default simulation, and the realistic preset with task spreads 2, 3.5 and 5 and
+its own (5.8; 7 before 2026-12-01). Each is fitted by approx (1,000 draws) and by NUTS (2 chains x
+300 draws), with a model that can describe the data, so that coverage of the true utilities measures
+the method and not a mismatch: the default model for the default simulation; for the realistic
 preset, per-dataset position terms with pair effects (without a pair term, a model's noise unit
 absorbs the preset's pair effects and no method covers the truth's utilities), and `beta-binomial`
 (the default with beta-binomial cells), which integrates the pair effects out. Its noise unit is
-then the noise between pairs: the preset's pair effects are in each pair's noise units, so a
-pair's marginal P(first) is F((mu_i - mu_j + beta) / sqrt((s_i^2 + s_j^2)(1 + pair_sd^2 / 2))),
-and the truth is compared in units of s sqrt(1 + pair_sd^2 / 2) per task (each dataset's root
-mean s^2, the geometric mean over datasets 1, as the model's noise): `truth_scale`, the factor
-the true mu is divided by (1 for the others). Rows measured before 2026-12-01 come from the
-preset whose pair effects did not scale with the noise (units sqrt(s^2 + pair_sd^2 / 2)).
-Since the measurement in benchmarks/results/approx_coverage_additive_pairs.csv (the preset before
-its pair effects were scaled to each pair's noise), approx refuses models with pair effects
+then the noise between pairs: the preset's pair effects are in each pair's noise units, so a pair's
+marginal P(first) is F((mu_i - mu_j + beta) / sqrt((s_i^2 + s_j^2)(1 + pair_sd^2 / 2))), and the
+truth is compared in units of s sqrt(1 + pair_sd^2 / 2) per task (each dataset's root mean s^2, the
+geometric mean over datasets 1, as the model's noise): `truth_scale`, the factor the true mu is
+divided by (1 for the others). The rows of approx_coverage_additive_pairs.csv come from the preset
+before 2026-12-01, whose pair effects did not scale with the noise (units sqrt(s^2 + pair_sd^2 /
+2)). Since the measurement in benchmarks/results/approx_coverage_additive_pairs.csv (the preset
+before its pair effects were scaled to each pair's noise), approx refuses models with pair effects
 (inference/approx.py: unsupported) and the script records the refusal for them; the run on the
-preset as it was before issue 22, with the default model, is approx_coverage_old_preset.csv.
-Prints, per case, model and method, the share of trials predicted beyond 5% / 95% at the approx
-mode (`near_certain_share`, the diagnostic that fails approx above 0.5), the coverage of the 94%
+preset as it was before issue 22, with the default model, is approx_coverage_old_preset.csv. Prints,
+per case, model and method, the share of trials predicted beyond 5% / 95% at the approx mode
+(`near_certain_share`, the diagnostic that fails approx above 0.5), the coverage of the 94%
 intervals of mu, the mean posterior sd of mu, Spearman against the truth, the slope of posterior
 means on the truth (below 1: shrunk), wall seconds and the 1-minute load; merges its rows into
 benchmarks/results/approx_coverage.csv by (case, seed, model, method), so cases can run one at a

@@ -235,7 +235,8 @@ def default_fit(comparisons: pd.DataFrame, args: argparse.Namespace) -> bp.Fit:
 
 
 def preset_data(comparisons: pd.DataFrame, args: argparse.Namespace) -> tuple[pd.DataFrame, bp.Fit]:
-    """`simulate --preset realistic` with as many tasks and datasets, and its default fit."""
+    """`simulate --preset realistic` with as many tasks and datasets, and its fit by the
+    statistics' model."""
     n_tasks = len(pd.unique(comparisons[["task_a", "task_b"]].to_numpy().ravel()))
     n_datasets = len(pd.unique(comparisons[["dataset_a", "dataset_b"]].to_numpy().ravel()))
     config = bp.SimulationConfig.realistic(n_tasks, n_datasets, seed=args.seeds[0])
@@ -260,7 +261,7 @@ def main() -> None:
         "--statistics",
         action=argparse.BooleanOptionalAction,
         default=True,
-        help="compare the file's statistics with the realistic preset (two more default fits)",
+        help="compare the file's statistics with the realistic preset (fits of --statistics-model)",
     )
     parser.add_argument(
         "--statistics-model",

@@ -6,19 +6,19 @@ import numpy as np
 import pytest
 
 import bayespref as bp
-from bayespref.inference.nuts import chunk_length
+from bayespref.inference.nuts import run_lengths
 
 
 @pytest.mark.parametrize(
-    ("tune", "draws", "length"),
-    [(1000, 1000, 100), (100, 100, 100), (0, 250, 50), (30, 45, 15), (7, 5, 1), (300, 150, 75)],
+    ("total", "lengths"),
+    [(1000, [100] * 10), (100, [100]), (0, []), (45, [45]), (250, [100, 100, 50]), (1, [1])],
 )
-def test_chunk_length_divides_tuning_and_draws(tune, draws, length):
-    assert chunk_length(tune, draws) == length
+def test_run_lengths_cover_the_iterations_in_hundreds(total, lengths):
+    assert run_lengths(total) == lengths
 
 
 def test_a_single_chain_with_uneven_tuning_gives_every_draw_and_recovers_the_truth():
-    """Tuning of 30 and blocks of 45 run as chunks of 15 iterations; the draws are what NUTS
+    """Tuning of 30 and a block of 45 run as one compiled run each; the draws are what NUTS
     gives (distinct, with their stats) and the utilities follow the truth."""
     simulation = bp.simulate(n_tasks=30, n_datasets=2, n_comparisons=1500, repeats=4, seed=5)
     settings = bp.SamplerSettings(chains=1, tune=30, draws=45, seed=3)

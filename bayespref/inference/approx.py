@@ -52,10 +52,10 @@ NEAR_CERTAIN_LIMIT = 0.5
 def unsupported(spec: ModelSpec) -> str | None:
     """Why the approximation refuses `spec`, or None. At the joint mode pair effects take up each
     pair's choices and the utilities shrink, with few trials near certain, so the limit above
-    misses it (benchmarks/approx_coverage.py, realistic preset: coverage 22-58%, NUTS 92-95%).
+    misses it (approx_coverage.py, the preset before 2026-12-01: coverage 22-58%, NUTS 92-95%).
     Beta-binomial cells integrate those effects out and pass where the limit does (numbers
-    above). With per-task terms on them (ad hoc, the refusal lifted, realistic preset at task sd
-    3.5 and 7): per-task noise drifts; a concentration per task covered as one per dataset does
+    above). With per-task terms on them (ad hoc, the refusal lifted, that preset at task sd 3.5
+    and 7): per-task noise drifts; a concentration per task covered as one per dataset does
     (0.93 / 0.84 against NUTS's 0.93 / 0.93), but the preset's does not vary by task, so what
     it adds is unchecked."""
     if spec.overdispersion == "none" or (
@@ -63,8 +63,8 @@ def unsupported(spec: ModelSpec) -> str | None:
     ):
         return None
     found = (
-        "per-task noise on beta-binomial cells: at the mode its scale drifts (realistic preset, "
-        "task sd 3.5: posterior means of mu stretched 1.3x against the truth, sds 1.4x NUTS's)"
+        "per-task noise on beta-binomial cells: at the mode its scale drifts (the realistic preset "
+        "before 2026-12-01, task sd 3.5: means of mu stretched 1.3x past truth, sds 1.4x NUTS's)"
     )
     if spec.overdispersion == "beta-binomial-by-task":
         found = (

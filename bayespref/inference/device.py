@@ -76,8 +76,8 @@ def describe() -> str:
 @contextmanager
 def floating_point(precision: str) -> Iterator[None]:
     """Build and run models in `precision` ('float64' or 'float32'): PyTensor's floatX and JAX's
-    x64 switch together. x64 is switched globally, not with JAX's thread-local context: NumPyro's
-    progress bar calls back into Python on another thread, which must agree on integer widths. In
+    x64 switch together. x64 is switched globally, not with JAX's thread-local context, so that
+    anything JAX runs on another thread (callbacks) agrees on integer widths. In
     float32 JAX keeps integer data in int32 and float64 constants in float32, and says so in a
     warning each time; that is the intended behaviour here."""
     import jax

@@ -4,7 +4,6 @@ blocks until a caller's test of the draws says they are enough."""
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -17,7 +16,7 @@ from bayespref.inference import device
 from bayespref.inference.settings import SamplerSettings
 from bayespref.inference.warm_start import WarmStart
 
-_CHUNK = 100  # most iterations per compiled call of the sampler
+_CHUNK = 100  # iterations per compiled call of the sampler (the rest of a block: one more)
 
 # NumPyro's names for the stats, as PyMC names them in sample_stats.
 _STAT_NAMES = {
@@ -111,7 +110,8 @@ def _iterations(kernel, chains: int, length: int) -> Callable:
     """A function compiled once that takes the chains' states through `length` more NUTS
     iterations (adapting while tuning, as the state says): (states, draws of the value variables,
     extra fields), shaped (chain, draw, ...). Tuning and every block of draws run through it, so
-    a fit compiles the sampler once (MCMC.run would compile it again for every call)."""
+    a fit with tuning and draws in hundreds compiles the sampler once (NumPyro's MCMC.run compiled
+    its own loop, and blocks after it another)."""
     import jax
 
     def one_chain(state):
@@ -125,11 +125,9 @@ def _iterations(kernel, chains: int, length: int) -> Callable:
     return _chain_map(one_chain, chains)
 
 
-def chunk_length(tune: int, draws: int) -> int:
-    """Iterations per compiled call: the largest divisor of both tuning and a block of draws up
-    to _CHUNK (also the progress bar's step)."""
-    common = math.gcd(tune, draws)
-    return max(length for length in range(1, min(common, _CHUNK) + 1) if common % length == 0)
+def run_lengths(total: int) -> list[int]:
+    """`total` iterations as compiled runs: runs of _CHUNK, then one shorter run for the rest."""
+    return [_CHUNK] * (total // _CHUNK) + ([total % _CHUNK] if total % _CHUNK else [])
 
 
 def _to_datatree(model, blocks: list[dict], stats: list[dict]) -> xr.DataTree:
@@ -185,27 +183,35 @@ def sample_nuts(
 ) -> tuple[xr.DataTree, SamplingRecord]:
     """Tune, then draw `settings.draws` per chain; with `enough`, keep drawing blocks of
     `settings.draws` until `enough(draws so far)` or `settings.max_draws` per chain."""
+    import jax
+    from rich.console import Console
     from rich.progress import Progress
 
     record = SamplingRecord(init="laplace" if warm else "jitter")
     kernel, starts = _kernel(model, settings, warm, record)
-    length = chunk_length(settings.tune, settings.draws)
-    run = _iterations(kernel, settings.chains, length)
+    compiled: dict[int, Callable] = {}  # by run length: one for tuning and draws in 100s
+
+    def run(state, length: int):
+        if length not in compiled:
+            compiled[length] = _iterations(kernel, settings.chains, length)
+        state, draws = compiled[length](state)
+        jax.block_until_ready(state)  # so that the progress bar follows the sampler
+        bar.advance(progress, length)
+        return state, draws
+
     posterior, samples, stats = _posterior_function(model), [], []
     most = settings.max_draws if enough else settings.draws
     started = time.perf_counter()
-    with Progress(disable=not progressbar) as bar:
+    with Progress(console=Console(stderr=True), disable=not progressbar) as bar:
         progress = bar.add_task("NUTS (tuning, then draws)", total=settings.tune + most)
         state = _initial_states(kernel, settings, starts)
-        for _ in range(settings.tune // length):
-            state, _ = run(state)
-            bar.advance(progress, length)
+        for length in run_lengths(settings.tune):
+            state, _ = run(state, length)
         while True:
             chunks = []
-            for _ in range(settings.draws // length):
-                state, chunk = run(state)
+            for length in run_lengths(settings.draws):
+                state, chunk = run(state, length)
                 chunks.append(chunk)
-                bar.advance(progress, length)
             raw, fields = _concatenated(chunks)
             samples.append(posterior(raw))
             stats.append(_stats(fields))
@@ -219,6 +225,7 @@ def sample_nuts(
                 record.seconds_to_trust = time.perf_counter() - started
             if record.target_reached or record.draws_per_chain + settings.draws > most:
                 break
+        bar.update(progress, total=settings.tune + record.draws_per_chain)
     record.seconds_sampling = time.perf_counter() - started
     return idata, record
 
