@@ -115,6 +115,25 @@ def utility_spread(fit: bp.Fit) -> dict[str, float]:
     }
 
 
+def pair_closeness(fit: bp.Fit, seed: int = 0) -> dict[str, float]:
+    """How close in utility the compared pairs are, against random pairs of the same tasks:
+    median |z| = |mu_a - mu_b| / sqrt(s_a^2 + s_b^2) at the posterior means. A design that picks
+    close pairs (as active selection does) makes new pairs harder to predict."""
+    mu = post.draws(fit.posterior, "mu").mean(axis=1)
+    sigma = post.task_sigma(fit.posterior, fit.tasks["dataset_idx"].to_numpy()).mean(axis=1)
+
+    def distance(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        return np.abs(mu[a] - mu[b]) / np.hypot(sigma[a], sigma[b])
+
+    cells = fit.cells.drop_duplicates(["a_idx", "b_idx"])
+    a, b = np.random.default_rng(seed).integers(0, len(mu), (2, 200_000))
+    random = distance(a[a != b], b[a != b])
+    return {
+        "compared pairs, median |z|": float(np.median(distance(cells["a_idx"], cells["b_idx"]))),
+        "random pairs of the same tasks, median |z|": float(np.median(random)),
+    }
+
+
 def hard_statistics(comparisons: pd.DataFrame, default_fit: bp.Fit | None) -> dict[str, float]:
     rates = first_win_rates(comparisons)
     stats = {
@@ -127,7 +146,7 @@ def hard_statistics(comparisons: pd.DataFrame, default_fit: bp.Fit | None) -> di
         "refusal share": float((comparisons["choice"] == "refusal").mean()),
     }
     if default_fit is not None:
-        stats |= utility_spread(default_fit)
+        stats |= utility_spread(default_fit) | pair_closeness(default_fit)
     return stats
 
 
