@@ -12,10 +12,9 @@ then the noise between pairs: the preset's pair effects are in each pair's noise
 marginal P(first) is F((mu_i - mu_j + beta) / sqrt((s_i^2 + s_j^2)(1 + pair_sd^2 / 2))), and the
 truth is compared in units of s sqrt(1 + pair_sd^2 / 2) per task (each dataset's root mean s^2, the
 geometric mean over datasets 1, as the model's noise): `truth_scale`, the factor the true mu is
-divided by (1 for the others). The rows of approx_coverage_additive_pairs.csv come from the preset
-before 2026-12-01, whose pair effects did not scale with the noise (units sqrt(s^2 + pair_sd^2 /
-2)). Since the measurement in benchmarks/results/approx_coverage_additive_pairs.csv (the preset
-before its pair effects were scaled to each pair's noise), approx refuses models with pair effects
+divided by (1 for the others). benchmarks/results/approx_coverage_additive_pairs.csv holds the
+runs on the preset before 2026-12-01, whose pair effects did not scale with the noise (units
+sqrt(s^2 + pair_sd^2 / 2)); since them approx refuses models with pair effects
 (inference/approx.py: unsupported) and the script records the refusal for them; the run on the
 preset as it was before issue 22, with the default model, is approx_coverage_old_preset.csv. Prints,
 per case, model and method, the share of trials predicted beyond 5% / 95% at the approx mode

@@ -100,10 +100,16 @@ def first_win_rates(comparisons: pd.DataFrame) -> pd.DataFrame:
     )
 
 
-def utility_spread(fit: bp.Fit) -> dict[str, float]:
-    """Spread of utilities in noise units, and the spread of noise between datasets."""
+def _task_means(fit: bp.Fit) -> tuple[np.ndarray, np.ndarray]:
+    """Posterior means of each task's utility and noise."""
     mu = post.draws(fit.posterior, "mu").mean(axis=1)
     sigma = post.task_sigma(fit.posterior, fit.tasks["dataset_idx"].to_numpy()).mean(axis=1)
+    return mu, sigma
+
+
+def utility_spread(fit: bp.Fit) -> dict[str, float]:
+    """Spread of utilities in noise units, and the spread of noise between datasets."""
+    mu, sigma = _task_means(fit)
     by_dataset = pd.Series(mu).groupby(fit.tasks["dataset_idx"].to_numpy()).std()
     return {
         "utility sd (noise units)": float(mu.std()),
@@ -119,8 +125,7 @@ def pair_closeness(fit: bp.Fit, seed: int = 0) -> dict[str, float]:
     """How close in utility the compared pairs are, against random pairs of the same tasks:
     median |z| = |mu_a - mu_b| / sqrt(s_a^2 + s_b^2) at the posterior means. A design that picks
     close pairs (as active selection does) makes new pairs harder to predict."""
-    mu = post.draws(fit.posterior, "mu").mean(axis=1)
-    sigma = post.task_sigma(fit.posterior, fit.tasks["dataset_idx"].to_numpy()).mean(axis=1)
+    mu, sigma = _task_means(fit)
 
     def distance(a: np.ndarray, b: np.ndarray) -> np.ndarray:
         return np.abs(mu[a] - mu[b]) / np.hypot(sigma[a], sigma[b])
@@ -134,7 +139,7 @@ def pair_closeness(fit: bp.Fit, seed: int = 0) -> dict[str, float]:
     }
 
 
-def hard_statistics(comparisons: pd.DataFrame, default_fit: bp.Fit | None) -> dict[str, float]:
+def hard_statistics(comparisons: pd.DataFrame, fit: bp.Fit | None) -> dict[str, float]:
     rates = first_win_rates(comparisons)
     stats = {
         "trials": float(len(comparisons)),
@@ -145,8 +150,8 @@ def hard_statistics(comparisons: pd.DataFrame, default_fit: bp.Fit | None) -> di
         "first win rate by first dataset, sd": float(rates["all_pairs"].std()),
         "refusal share": float((comparisons["choice"] == "refusal").mean()),
     }
-    if default_fit is not None:
-        stats |= utility_spread(default_fit) | pair_closeness(default_fit)
+    if fit is not None:
+        stats |= utility_spread(fit) | pair_closeness(fit)
     return stats
 
 
@@ -240,12 +245,12 @@ def run(args: argparse.Namespace) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFr
     if not args.statistics:
         return pd.DataFrame(rows), pd.DataFrame(positions), pd.DataFrame()
     if "real" not in statistics:
-        statistics["real"] = hard_statistics(comparisons, default_fit(comparisons, args))
+        statistics["real"] = hard_statistics(comparisons, statistics_fit(comparisons, args))
     statistics["preset realistic"] = hard_statistics(*preset_data(comparisons, args))
     return pd.DataFrame(rows), pd.DataFrame(positions), pd.DataFrame(statistics)
 
 
-def default_fit(comparisons: pd.DataFrame, args: argparse.Namespace) -> bp.Fit:
+def statistics_fit(comparisons: pd.DataFrame, args: argparse.Namespace) -> bp.Fit:
     """The statistics' model (the default unless --statistics-model) fitted to the first seed's
     80% share of the pairs."""
     train, _ = split_pairs(comparisons, HELD_OUT, args.seeds[0])
@@ -260,7 +265,7 @@ def preset_data(comparisons: pd.DataFrame, args: argparse.Namespace) -> tuple[pd
     n_datasets = len(pd.unique(comparisons[["dataset_a", "dataset_b"]].to_numpy().ravel()))
     config = bp.SimulationConfig.realistic(n_tasks, n_datasets, seed=args.seeds[0])
     simulated = bp.simulate(config).comparisons
-    return simulated, default_fit(simulated, args)
+    return simulated, statistics_fit(simulated, args)
 
 
 def main() -> None:
