@@ -152,6 +152,7 @@ def sampler_row(fit: bp.Fit) -> dict[str, float]:
         "n_steps": float(stats["n_steps"].mean()),
         "step_size": float(stats["step_size"].mean()),
         "slowest_r_hat": measures["max_r_hat_parameter"],
+        "draws_per_chain": fit.diagnostics.sampler["draws_per_chain"],
     }
 
 

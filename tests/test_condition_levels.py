@@ -102,6 +102,9 @@ def test_condition_prior_is_reference_plus_independent_shifts(condition_prior):
     )
     expected = np.mean(prior["condition_task_spread"] ** 2)
     np.testing.assert_allclose((deviation.var(axis=0) / within).mean(), expected, rtol=0.04)
+    # Given their spread too: Normal(0, spread), however partially centred the sampler's offsets.
+    scaled = deviation / prior["condition_task_spread"][:, None, None]
+    np.testing.assert_allclose((scaled.var(axis=0) / within).mean(), 1.0, rtol=0.04)
     for d in range(3):
         np.testing.assert_allclose(deviation[:, :, dataset == d].sum(axis=2), 0.0, atol=1e-8)
     tasks = np.flatnonzero(dataset == 0)[:4]

@@ -7,7 +7,7 @@ import pytest
 import xarray as xr
 from arviz_stats.base import array_stats
 
-from bayespref.checks.convergence import convergence
+from bayespref.checks.convergence import THRESHOLDS, TrustCheck, convergence
 from bayespref.checks.rank_diagnostics import rhat_and_bulk_ess
 
 
@@ -58,3 +58,28 @@ def test_convergence_keeps_dims_and_coords_and_skips_internal_variables() -> Non
     assert ess["position_bias"].shape == ()
     expected = array_stats.ess(posterior["mu"].transpose("task", "chain", "draw").values)
     np.testing.assert_allclose(ess["mu"].values, expected, rtol=1e-10)
+
+
+def _tree(mu: np.ndarray) -> xr.DataTree:
+    """A posterior with `mu` shaped (chain, draw, task)."""
+    return xr.DataTree.from_dict({"posterior": xr.Dataset({"mu": (("chain", "draw", "task"), mu)})})
+
+
+def test_trust_check_gives_the_full_checks_verdict_and_skips_it_while_a_failure_persists() -> None:
+    rng = np.random.default_rng(3)
+    mixed = rng.normal(size=(4, 500, 20))
+    stuck = mixed.copy()
+    stuck[:, :, 7] += np.arange(4)[:, None]  # chains that disagree about task 7 alone
+    check = TrustCheck()
+    first = _tree(stuck[:, :300])
+    assert not check(first)
+    assert list(check.failing) == ["mu"] and check.failing["mu"].tolist() == [7]
+    # Task 7 still fails: the verdict comes without a full check (the last one is kept).
+    assert not check(_tree(stuck))
+    assert check.last[0] is first
+    # Once it passes, the full check runs and agrees with the thresholds on every quantity.
+    passing = _tree(mixed)
+    assert check(passing)
+    assert check.last[0] is passing and check.failing == {}
+    r_hat, ess = convergence(passing)
+    assert r_hat["mu"].max() <= THRESHOLDS["r_hat"] and ess["mu"].min() >= THRESHOLDS["ess_bulk"]

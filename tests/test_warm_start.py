@@ -101,3 +101,28 @@ def test_settings_are_checked():
         bp.SamplerSettings(init="pathfinder")
     with pytest.raises(FitError, match="max_draws"):
         bp.SamplerSettings(draws=500, until_trusted=True, max_draws=100)
+
+
+def test_centred_condition_shifts_skip_the_laplace_start_and_approx_refuses_them():
+    shifted = bp.simulate(
+        n_tasks=16,
+        n_datasets=2,
+        n_comparisons=480,
+        repeats=4,
+        condition_shifts=((1.0, -1.0),),
+        seed=3,
+    )
+    settings = bp.SamplerSettings(chains=1, tune=20, draws=20, init="laplace", seed=0)
+    result = bp.fit(
+        shifted.comparisons,
+        shifted.tasks,
+        model="conditions",
+        settings=settings,
+        progressbar=False,
+        log_likelihood=False,
+    )
+    note = result.diagnostics.sampler["init_note"]
+    assert note.startswith("warm start not attempted") and "no joint mode" in note
+    assert result.diagnostics.sampler["init"] == "jitter"
+    with pytest.raises(FitError, match="centred condition shifts, with no joint mode"):
+        bp.fit(shifted.comparisons, shifted.tasks, model="conditions", method="approx")

@@ -29,6 +29,7 @@ import xarray as xr
 
 from bayespref.errors import ApproximationError
 from bayespref.inference.information import near_certain_share, task_information
+from bayespref.model.conditions import without_joint_mode
 from bayespref.model.repeats import BETA_BINOMIAL
 from bayespref.model.spec import ModelSpec
 from bayespref.posterior.diagnostics import Diagnostics
@@ -39,13 +40,9 @@ _DRAW_CHUNK = 250
 _GRADIENT_TOLERANCE = 1e-4
 # Above this share of trials predicted beyond 5% / 95% at the mode the likelihood is far from
 # Gaussian and the intervals too narrow (benchmarks/approx_coverage.py, 500 tasks, 94% intervals
-# of mu, approx / NUTS coverage): share 0.13 (default simulation) 0.92 / 0.92; 0.41 (realistic
-# preset, task sd 2) 0.91 / 0.93; 0.62 (task sd 3.5) 0.87 / 0.93; 0.79 (realistic) 0.57 / 0.93.
-# Beta-binomial cells, realistic preset with pair effects: 0.14 / 0.35 / 0.48 (task sd 2, 3.5,
-# 5) 0.93 / 0.93 / 0.91 against NUTS's 0.93 / 0.93 / 0.94; 0.58 (realistic) 0.81 / 0.93; seed 1:
-# 0.39 (task sd 5) 0.89 / 0.94, 0.57 (realistic) 0.83 / 0.95. The preset with pair effects in
-# each pair's noise units, refitted to the real set: 0.48 (realistic) 0.89 / 0.94, seed 1 0.47
-# 0.88 / 0.93; 0.13-0.41 (task sd 2-5) 0.91-0.92 / 0.92-0.94.
+# of mu, approx / NUTS coverage): binomial cells, share 0.13-0.41: 0.91-0.92 / 0.92-0.93, 0.62:
+# 0.87 / 0.93, 0.79: 0.57 / 0.93; beta-binomial cells on the realistic preset (pair effects in
+# each pair's noise units), share 0.13-0.48: 0.88-0.92 / 0.92-0.94 (README, results/*.csv).
 NEAR_CERTAIN_LIMIT = 0.5
 
 
@@ -58,6 +55,8 @@ def unsupported(spec: ModelSpec) -> str | None:
     and 7): per-task noise drifts; a concentration per task covered as one per dataset does
     (0.93 / 0.84 against NUTS's 0.93 / 0.93), but the preset's does not vary by task, so what
     it adds is unchecked."""
+    if reason := without_joint_mode(spec):
+        return f"{reason}; use NUTS"
     if spec.overdispersion == "none" or (
         spec.overdispersion == "beta-binomial" and spec.noise != "per-task"
     ):

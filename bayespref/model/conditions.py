@@ -20,6 +20,25 @@ from bayespref.model.spec import ModelSpec
 from bayespref.model.structure import PRIORS
 from bayespref.model.zero_sum import free_tasks, zero_sum_within
 
+# Shifted conditions' task deviations around the average are sampled partially non-centred
+# (Papaspiliopoulos, Roberts and Skold 2007): offset ~ Normal(0, spread^c) and deviation =
+# spread^(1 - c) offset, the same prior for every c. Centred (c = 1), their spread mixed slowest
+# of all quantities, 0.10-0.15 ESS per draw on benchmarks/conditions.py's design (13 conditions,
+# about 120 training trials per task and condition), so drawing to the trust target took up to
+# 1,500 draws per chain; c = 0.75 gave it 0.20-0.24 at the same steps per draw, c = 0.5 and 0.6
+# more but with deeper trees (README, "Condition shifts"). Non-centred (c = 0) took 127 steps
+# per draw against 31 (measured with binomial cells).
+TASK_DEVIATION_CENTRING = 0.75
+
+
+def without_joint_mode(spec: ModelSpec) -> str | None:
+    """Why `spec`'s joint posterior has no mode for a Laplace approximation, or None: centred
+    shifts' spreads collapse towards zero with their shifts (inference/approx.py sets only the
+    utility spread by empirical Bayes)."""
+    if spec.conditions == "shifts" and spec.parameterization == "centered":
+        return f"model '{spec.name}' has centred condition shifts, with no joint mode"
+    return None
+
 
 def samples_around_the_average(spec: ModelSpec) -> bool:
     """Whether the reference's levels are sampled through the average over all conditions:
@@ -72,7 +91,13 @@ def utilities_around_the_average(data: ChoiceData, task_dataset):
         average_sd(reference_sd, task_spread, n_shifted),
         dims="free_task",
     )
-    free = pm.Normal("condition_task_offset", 0.0, task_spread, dims=("shifted", "free_task"))
+    offset = pm.Normal(
+        "condition_task_offset",
+        0.0,
+        task_spread**TASK_DEVIATION_CENTRING,
+        dims=("shifted", "free_task"),
+    )
+    free = task_spread ** (1 - TASK_DEVIATION_CENTRING) * offset  # Normal(0, task_spread)
     reference, shifted = split_average(average, free, reference_sd, task_spread, n_shifted)
     rows = pt.concatenate([reference[None], shifted]).flatten()
     # One zero-sum group per (condition, dataset), the rows flattened in order.

@@ -17,7 +17,7 @@ import xarray as xr
 
 from bayespref.analysis.refusal_rates import read_refusal_counts
 from bayespref.analysis.summaries import params_table, utilities_table
-from bayespref.checks.convergence import THRESHOLDS, convergence, diagnose
+from bayespref.checks.convergence import TrustCheck, convergence, diagnose
 from bayespref.checks.ppc import posterior_predictive_checks
 from bayespref.data.choice_data import ChoiceData, load_choice_data
 from bayespref.data.completion_refusals import align_completion_refusals
@@ -95,7 +95,10 @@ def _warm_start(spec: ModelSpec, data: ChoiceData, cells, settings: SamplerSetti
     the approximation fails."""
     from bayespref.inference.warm_start import laplace_warm_start
     from bayespref.model.builder import build_model
+    from bayespref.model.conditions import without_joint_mode
 
+    if reason := without_joint_mode(spec):  # the attempt cost 3-4 s (benchmarks/conditions.py)
+        return None, f"warm start not attempted ({reason}); chains started from jittered points"
     with device.floating_point("float64"):
         model = build_model(spec, data)
         try:
@@ -110,28 +113,6 @@ def _warm_start(spec: ModelSpec, data: ChoiceData, cells, settings: SamplerSetti
         except ApproximationError as error:
             return None, f"warm start failed ({error}); chains started from jittered points"
     return warm, None
-
-
-class _TrustCheck:
-    """Whether draws pass the r_hat and ESS thresholds; keeps its last r_hat and ESS so that
-    the fit does not compute them again for the same draws."""
-
-    def __init__(self) -> None:
-        self.last: tuple[xr.DataTree, xr.Dataset, xr.Dataset] | None = None
-
-    def __call__(self, idata: xr.DataTree) -> bool:
-        r_hat, ess_bulk = convergence(idata)
-        self.last = (idata, r_hat, ess_bulk)
-        measures = diagnose(idata, r_hat, ess_bulk).measures
-        return not (
-            measures["max_r_hat"] > THRESHOLDS["r_hat"]
-            or measures["min_ess_bulk"] < THRESHOLDS["ess_bulk"]
-        )
-
-    def stats(self, idata: xr.DataTree) -> tuple[xr.Dataset, xr.Dataset]:
-        if self.last is not None and self.last[0] is idata:
-            return self.last[1], self.last[2]
-        return convergence(idata)
 
 
 def observations_hash(cells: pd.DataFrame) -> str:
@@ -225,7 +206,7 @@ def _sample(
     record, warm, note = {}, None, None
     if method == "nuts" and settings.init == "laplace":
         warm, note = _warm_start(spec, data, cells, settings)
-    check = _TrustCheck()
+    check = TrustCheck()
     with device.floating_point(precision_of(settings, method)):
         model = build_model(spec, data)
         if method == "nuts":
