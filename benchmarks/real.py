@@ -18,15 +18,18 @@ the training split are dropped (counted in `dropped_trials`).
 Usage:
     python benchmarks/real.py [--comparisons PATH] [--seeds 0,1] [--models hierarchical,...]
                               [--draws 1000] [--target-accept 0.9] [--until-trusted]
-                              [--save-fits DIR]
+                              [--save-fits DIR] [--statistics-model NAME]
+                              [--preset-sizes '{"close_pairs": 0.5, ...}']
                               [--out benchmarks/results/real.csv] [--prior sigma_spread_sd=0.1 ...]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -264,7 +267,7 @@ def preset_data(comparisons: pd.DataFrame, args: argparse.Namespace) -> tuple[pd
     n_tasks = len(pd.unique(comparisons[["task_a", "task_b"]].to_numpy().ravel()))
     n_datasets = len(pd.unique(comparisons[["dataset_a", "dataset_b"]].to_numpy().ravel()))
     config = bp.SimulationConfig.realistic(n_tasks, n_datasets, seed=args.seeds[0])
-    simulated = bp.simulate(config).comparisons
+    simulated = bp.simulate(replace(config, **args.preset_sizes)).comparisons
     return simulated, statistics_fit(simulated, args)
 
 
@@ -291,6 +294,12 @@ def main() -> None:
         "--statistics-model",
         default=DEFAULT_MODEL,
         help="the model whose fits measure the utility statistics (default: the default model)",
+    )
+    parser.add_argument(
+        "--preset-sizes",
+        type=json.loads,
+        default={},
+        help='the preset with other sizes, e.g. \'{"close_pairs": 0.5, "pair_sd": 5}\'',
     )
     parser.add_argument("--out", type=Path, default=RESULTS / "real.csv")
     parser.add_argument(

@@ -156,3 +156,28 @@ def test_pair_effects_are_in_each_pairs_noise_units():
     for dataset in ("dataset_0", "dataset_1"):
         rows = within & (comparisons["dataset_a"] == dataset).to_numpy()
         assert np.std(effect[rows]) == pytest.approx(2.0 / np.sqrt(2), rel=0.1)
+
+
+def _true_distances(simulation: bp.Simulation) -> np.ndarray:
+    """|mu_a - mu_b| / sqrt(s_a^2 + s_b^2) of each distinct compared pair, at the truth."""
+    truth = simulation.truth.set_index("task_id")
+    pairs = simulation.comparisons.drop_duplicates(["task_a", "task_b"])
+    a, b = truth.loc[pairs["task_a"]], truth.loc[pairs["task_b"]]
+    return np.abs(a["mu"].to_numpy() - b["mu"].to_numpy()) / np.hypot(
+        a["sigma"].to_numpy(), b["sigma"].to_numpy()
+    )
+
+
+def test_close_pairs_are_distinct_closer_and_leave_every_task_compared():
+    config = dict(n_tasks=120, n_datasets=3, n_comparisons=2400, repeats=5, task_sd=3.0, seed=2)
+    random = bp.simulate(**config)
+    close = bp.simulate(**config, close_pairs=0.5)
+    pairs = np.sort(close.comparisons[["task_a", "task_b"]].to_numpy(str), axis=1)
+    assert len({tuple(pair) for pair in pairs}) == 2400 // 5  # as many distinct pairs, 5 times
+    assert np.median(_true_distances(close)) < 0.6 * np.median(_true_distances(random))
+    data = bp.load_choice_data(close.comparisons, close.tasks)
+    assert len(data.tasks) == 120 and not data.notes  # connected, every task compared
+    # The close pairs come from a stream of their own: the truth is the same draw.
+    pd.testing.assert_frame_equal(close.truth, random.truth)
+    with pytest.raises(ValueError, match="close_pairs"):
+        bp.SimulationConfig(close_pairs=1.0)

@@ -53,6 +53,9 @@ class SimulationConfig:
     # Optional position bias per ordered dataset pair, row = first-shown task's dataset, column =
     # second's (n_datasets x n_datasets); it replaces the global and per-dataset biases.
     position_bias_by_pair: tuple[tuple[float, ...], ...] | None = None
+    # Share of the pairs chosen close in utility, as active selection chooses them after a
+    # random first round (_close_pairs); the rest are random.
+    close_pairs: float = 0.0
 
     @classmethod
     def realistic(cls, n_tasks: int = 300, n_datasets: int = 5, seed: int = 0) -> SimulationConfig:
@@ -104,6 +107,8 @@ class SimulationConfig:
         by_pair = self.position_bias_by_pair
         if by_pair is not None and np.shape(by_pair) != (self.n_datasets, self.n_datasets):
             raise ValueError("position_bias_by_pair needs n_datasets rows of n_datasets values")
+        if not 0 <= self.close_pairs < 1:
+            raise ValueError("close_pairs must be in [0, 1)")
         max_pairs = self.n_tasks * (self.n_tasks - 1) // 2
         if -(-self.n_comparisons // self.repeats) > max_pairs:
             raise ValueError(
@@ -139,6 +144,33 @@ def _random_pairs(n_tasks: int, n_pairs: int, rng: np.random.Generator) -> np.nd
     return np.array(sorted(pairs), dtype=np.int64)
 
 
+def _close_pairs(
+    mu: np.ndarray, sigma: np.ndarray, pairs: np.ndarray, n_close: int, rng: np.random.Generator
+) -> np.ndarray:
+    """`pairs` and `n_close` more distinct pairs, each chosen as active selection chooses: the
+    task with the fewest partners so far (ties at random) with the task nearest it in z =
+    |m_a - m_b| / sqrt(s_a^2 + s_b^2) among those it has not met, where m is each utility as a
+    first round's fit would see it, off by one noise unit (sd sigma)."""
+    n = len(mu)
+    seen = mu + sigma * rng.normal(size=n)
+    met = [{i} for i in range(n)]
+    for a, b in pairs:
+        met[a].add(b)
+        met[b].add(a)
+    partners = np.array([len(m) - 1 for m in met], dtype=float)
+    chosen = []
+    for _ in range(n_close):
+        first = int(np.argmin(np.where(partners < n - 1, partners, np.inf) + rng.random(n) / 2))
+        distance = np.abs(seen - seen[first]) / np.hypot(sigma, sigma[first])
+        distance[list(met[first])] = np.inf
+        second = int(np.argmin(distance))
+        met[first].add(second)
+        met[second].add(first)
+        partners[[first, second]] += 1
+        chosen.append((min(first, second), max(first, second)))
+    return np.vstack([pairs, np.array(chosen, dtype=np.int64).reshape(-1, 2)])
+
+
 def simulate(config: SimulationConfig | None = None, **overrides: float) -> Simulation:
     """Draw a ground truth and comparisons from it; the same config gives the same data."""
     # One long function on purpose: the order of the draws below fixes every seed's data.
@@ -165,7 +197,11 @@ def simulate(config: SimulationConfig | None = None, **overrides: float) -> Simu
     refusal_logit = base + propensity
 
     n_pairs = -(-config.n_comparisons // config.repeats)
-    pairs = np.repeat(_random_pairs(n, n_pairs, rng), config.repeats, axis=0)
+    n_close = round(config.close_pairs * n_pairs)
+    pairs = _random_pairs(n, n_pairs - n_close, rng)
+    if n_close:  # from a stream of their own, so that every other draw stays as it was
+        pairs = _close_pairs(mu, sigma, pairs, n_close, np.random.default_rng([config.seed, 1]))
+    pairs = np.repeat(pairs, config.repeats, axis=0)
     pairs = pairs[rng.permutation(len(pairs))[: config.n_comparisons]]
     swap = rng.random(len(pairs)) < 0.5
     first = np.where(swap, pairs[:, 1], pairs[:, 0])
