@@ -25,9 +25,9 @@ from bayespref.model.zero_sum import free_tasks, zero_sum_within
 # spread^(1 - c) offset, the same prior for every c. Centred (c = 1), their spread mixed slowest
 # of all quantities, 0.10-0.15 ESS per draw on benchmarks/conditions.py's design (13 conditions,
 # about 120 training trials per task and condition), so drawing to the trust target took up to
-# 1,500 draws per chain; c = 0.75 gave it 0.20-0.24 at the same steps per draw, c = 0.5 and 0.6
-# more but with deeper trees (README, "Condition shifts"). Non-centred (c = 0) took 127 steps
-# per draw against 31 (measured with binomial cells).
+# 1,500 draws per chain. c = 0.75 gave it 0.20-0.24 with trees as short as centred on both
+# seeds; c = 0.5 gave 0.34-0.51 but deeper trees (README, "Condition shifts"). Non-centred
+# (c = 0) took 127 steps per draw against 31 (measured with binomial cells).
 TASK_DEVIATION_CENTRING = 0.75
 
 
