@@ -61,7 +61,7 @@ def _hessian_block(likelihood):
     vectorized over the block's unit directions."""
     import jax
 
-    from bayespref.inference.approx import _HESSIAN_BLOCK
+    from bayespref.inference.mode_finding import HESSIAN_BLOCK
 
     gradient_in_mu = jax.grad(likelihood)
 
@@ -69,7 +69,7 @@ def _hessian_block(likelihood):
         def column(direction):
             return jax.jvp(lambda m: gradient_in_mu(m, sigma, position), (mu,), (direction,))[1]
 
-        return jax.vmap(column)(jax.numpy.eye(_HESSIAN_BLOCK, mu.size))
+        return jax.vmap(column)(jax.numpy.eye(HESSIAN_BLOCK, mu.size))
 
     return block
 

@@ -27,17 +27,21 @@ from dataclasses import dataclass
 import numpy as np
 import xarray as xr
 
-from bayespref.errors import ApproximationError
 from bayespref.inference.information import near_certain_share, task_information
+from bayespref.inference.mode_finding import (
+    GRADIENT_TOLERANCE,
+    dense_hessian,
+    find_mode,
+    flat_objective,
+    gaussian_draws,
+    precision_factor,
+)
 from bayespref.model.conditions import without_joint_mode
 from bayespref.model.repeats import BETA_BINOMIAL
 from bayespref.model.spec import ModelSpec
 from bayespref.posterior.diagnostics import Diagnostics
 
-# Hessian columns computed per vectorised pass: bounds memory at about 8 x block x cells floats.
-_HESSIAN_BLOCK = 32
 _DRAW_CHUNK = 250
-_GRADIENT_TOLERANCE = 1e-4
 # Above this share of trials predicted beyond 5% / 95% at the mode the likelihood is far from
 # Gaussian and the intervals too narrow (benchmarks/approx_coverage.py, 500 tasks, 94% intervals
 # of mu, approx / NUTS coverage): binomial cells, share 0.13-0.41: 0.91-0.92 / 0.92-0.93, 0.62:
@@ -105,7 +109,7 @@ class LaplaceInfo:
             )
         if not self.optimizer_converged:
             reasons.append(f"the optimizer did not converge: {self.optimizer_message}")
-        if self.max_abs_gradient > 100 * _GRADIENT_TOLERANCE:
+        if self.max_abs_gradient > 100 * GRADIENT_TOLERANCE:
             reasons.append(f"gradient at the mode is {self.max_abs_gradient:.2g}, not near 0")
         measures = {
             "method": "laplace",
@@ -121,85 +125,6 @@ class LaplaceInfo:
             "near_certain_share": self.near_certain_share,
         }
         return Diagnostics(passed=not reasons, reasons=reasons, measures=measures, approximate=True)
-
-
-def _flat_logp(model):
-    """The negative log posterior of one flat float64 vector, the start point and the layout."""
-    import jax
-    from jax.flatten_util import ravel_pytree
-    from pymc.sampling.jax import get_jaxified_logp
-
-    # PyMC's flag reads backwards: negative_logp=False gives the potential, -log p.
-    potential = get_jaxified_logp(model, negative_logp=False)
-    start = model.initial_point()
-    initial = [np.asarray(start[value.name], dtype=np.float64) for value in model.value_vars]
-    flat, unravel = ravel_pytree(initial)
-    return jax.jit(lambda x: potential(unravel(x))), np.asarray(flat), unravel
-
-
-def _mode(objective, start: np.ndarray, tolerance: float = _GRADIENT_TOLERANCE):
-    import jax
-    from scipy.optimize import minimize
-    from threadpoolctl import threadpool_limits
-
-    value_and_grad = jax.jit(jax.value_and_grad(objective))
-
-    def scipy_objective(x):
-        value, grad = value_and_grad(x)
-        return float(value), np.asarray(grad, dtype=np.float64)
-
-    # L-BFGS-B's small BLAS calls, threaded, waited for cores held by XLA or other jobs: 288 s of
-    # a 504 s warm start at 10,000 tasks beside another fit, against 8.6 s on quiet cores.
-    options = {"maxiter": 50_000, "maxcor": 30, "gtol": tolerance, "ftol": 1e-14}
-    with threadpool_limits(limits=1, user_api="blas"):
-        result = minimize(scipy_objective, start, jac=True, method="L-BFGS-B", options=options)
-    if not np.isfinite(result.fun):
-        raise ApproximationError("the log posterior is not finite at the optimizer's end point")
-    return result
-
-
-def _hessian(objective, mode: np.ndarray) -> np.ndarray:
-    """The dense Hessian at the mode from blocks of Hessian-vector products (forward over
-    reverse)."""
-    import jax
-    import jax.numpy as jnp
-
-    gradient = jax.grad(objective)
-
-    @jax.jit
-    def columns(point, directions):
-        return jax.vmap(lambda v: jax.jvp(gradient, (point,), (v,))[1])(directions)
-
-    size = mode.size
-    hessian = np.empty((size, size))
-    point = jnp.asarray(mode)
-    for start in range(0, size, _HESSIAN_BLOCK):
-        stop = min(start + _HESSIAN_BLOCK, size)
-        directions = np.zeros((_HESSIAN_BLOCK, size))  # a fixed shape: one compilation
-        directions[np.arange(stop - start), np.arange(start, stop)] = 1.0
-        hessian[start:stop] = np.asarray(columns(point, directions))[: stop - start]
-    return (hessian + hessian.T) / 2
-
-
-def precision_factor(hessian: np.ndarray) -> np.ndarray:
-    """The lower Cholesky factor of the precision `hessian` (overwritten)."""
-    from scipy.linalg import LinAlgError, cholesky
-
-    try:
-        return cholesky(hessian, lower=True, overwrite_a=True)
-    except LinAlgError as error:
-        raise ApproximationError(
-            "the Hessian at the mode is not positive definite: the posterior is not locally "
-            "Gaussian there (a parameter is unidentified or at a boundary); use NUTS"
-        ) from error
-
-
-def gaussian_draws(mode: np.ndarray, factor: np.ndarray, draws: int, rng) -> np.ndarray:
-    """Draws (draws, size) from N(mode, H^-1), given H's lower Cholesky `factor`."""
-    from scipy.linalg import solve_triangular
-
-    noise = rng.standard_normal((mode.size, draws))
-    return (mode[:, None] + solve_triangular(factor.T, noise, lower=False)).T
 
 
 def variables_function(model, unravel) -> Callable[[np.ndarray], dict[str, np.ndarray]]:
@@ -300,16 +225,16 @@ class SpreadSetup:
 
 
 def _empirical_spread(
-    fixed_model, setup: SpreadSetup, cells, task_dataset
+    fixed_model, objective, setup: SpreadSetup, cells, task_dataset
 ) -> tuple[np.ndarray, np.ndarray, object]:
     """log spread per group (mode, sd), and the weak-spread mode to start the next fit from."""
     n_groups = setup.groups.max() + 1
-    fixed_model[setup.name].set_value(np.full(setup.shape, setup.prior_sd))
-    objective, start, unravel = _flat_logp(fixed_model)
+    weak_spread = np.full(setup.shape, setup.prior_sd)
+    fixed_model[setup.name].set_value(weak_spread)  # for the variables read at the mode
     # Only deviations and a start point are needed from this mode: a looser tolerance will do.
-    weak = _mode(objective, start, tolerance=10 * _GRADIENT_TOLERANCE)
+    weak = find_mode(objective, weak_spread, objective.start, 10 * GRADIENT_TOLERANCE)
     mu, sigma, position, scope, concentration = _choice_terms(
-        fixed_model, weak.x, unravel, task_dataset
+        fixed_model, weak.x, objective.unravel, task_dataset
     )
     information = task_information(
         mu, sigma, position, scope, cells, task_dataset, setup.link, concentration
@@ -344,15 +269,19 @@ def laplace_mode(model, setup: SpreadSetup, cells, task_dataset: np.ndarray) -> 
 
     started = time.perf_counter()
     fixed = pm.do(model, {setup.name: np.ones(setup.shape)})
-    log_spread, log_spread_sd, weak = _empirical_spread(fixed, setup, cells, task_dataset)
-    fixed[setup.name].set_value(np.exp(log_spread).reshape(setup.shape))
-    objective, _, unravel = _flat_logp(fixed)  # rebuilt: the spread is compiled in as a constant
-    result = _mode(objective, weak.x)
+    objective = flat_objective(fixed, fixed[setup.name])  # the spread an argument: one compile
+    log_spread, log_spread_sd, weak = _empirical_spread(
+        fixed, objective, setup, cells, task_dataset
+    )
+    spread = np.exp(log_spread).reshape(setup.shape)
+    fixed[setup.name].set_value(spread)
+    result = find_mode(objective, spread, weak.x)
+    unravel = objective.unravel
     near_certain = near_certain_share(
         *_choice_terms(fixed, result.x, unravel, task_dataset)[:4], cells, task_dataset, setup.link
     )
     optimized = time.perf_counter()
-    factor = precision_factor(_hessian(objective, result.x))
+    factor = precision_factor(dense_hessian(objective, spread, result.x))
     info = LaplaceInfo(
         n_parameters=result.x.size,
         optimizer_iterations=int(weak.nit + result.nit),

@@ -10,12 +10,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from bayespref.inference.approx import (
-    LaplaceInfo,
-    SpreadSetup,
-    gaussian_draws,
-    laplace_mode,
-)
+from bayespref.inference.approx import LaplaceInfo, SpreadSetup, laplace_mode
+from bayespref.inference.mode_finding import gaussian_draws
 
 
 @dataclass(frozen=True)
