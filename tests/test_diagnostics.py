@@ -7,7 +7,12 @@ import pytest
 import xarray as xr
 from arviz_stats.base import array_stats
 
-from bayespref.checks.convergence import THRESHOLDS, TrustCheck, convergence
+from bayespref.checks.convergence import (
+    THRESHOLDS,
+    TrustCheck,
+    convergence,
+    failing_quantities,
+)
 from bayespref.checks.rank_diagnostics import rhat_and_bulk_ess
 
 
@@ -73,13 +78,20 @@ def test_trust_check_gives_the_full_checks_verdict_and_skips_it_while_a_failure_
     check = TrustCheck()
     first = _tree(stuck[:, :300])
     assert not check(first)
-    assert list(check.failing) == ["mu"] and check.failing["mu"].tolist() == [7]
+    assert check.failing == [("mu", 7)]
     # Task 7 still fails: the verdict comes without a full check (the last one is kept).
     assert not check(_tree(stuck))
     assert check.last[0] is first
     # Once it passes, the full check runs and agrees with the thresholds on every quantity.
     passing = _tree(mixed)
     assert check(passing)
-    assert check.last[0] is passing and check.failing == {}
+    assert check.last[0] is passing and check.failing == []
     r_hat, ess = convergence(passing)
     assert r_hat["mu"].max() <= THRESHOLDS["r_hat"] and ess["mu"].min() >= THRESHOLDS["ess_bulk"]
+
+
+def test_failing_quantities_come_worst_first_across_variables() -> None:
+    r_hat = xr.Dataset({"mu": ("task", [1.0, 1.05, 1.02]), "sigma": ("dataset", [1.2, np.nan])})
+    ess = xr.Dataset({"mu": ("task", [1000.0, 800.0, 390.0]), "sigma": ("dataset", [900.0, 40.0])})
+    # r_hat excess 20x the threshold's (sigma[0]), ESS 10x short (sigma[1]), 5x, 2x; mu[0] passes.
+    assert failing_quantities(r_hat, ess) == [("sigma", 0), ("sigma", 1), ("mu", 1), ("mu", 2)]

@@ -13,6 +13,7 @@ THRESHOLDS = {"r_hat": 1.01, "ess_bulk": 400.0, "bfmi": 0.3}
 
 
 _BLOCK = 2048  # quantities ranked at a time, which bounds the memory of the ranks and FFTs
+_RECHECK_BATCH = 32  # quantities that failed, rechecked at a time between blocks of draws
 
 
 def _ordered(array: xr.DataArray) -> xr.DataArray:
@@ -30,25 +31,32 @@ def _fails(r_hat: np.ndarray, ess_bulk: np.ndarray) -> np.ndarray:
     return (r_hat > THRESHOLDS["r_hat"]) | (ess_bulk < THRESHOLDS["ess_bulk"])
 
 
-def failing_quantities(r_hat: xr.Dataset, ess_bulk: xr.Dataset) -> dict[str, np.ndarray]:
-    """Flat indices, per variable, of the quantities that fail the thresholds."""
-    found = {}
+def failing_quantities(r_hat: xr.Dataset, ess_bulk: xr.Dataset) -> list[tuple[str, int]]:
+    """(variable, flat index) of every quantity that fails the thresholds, worst first: by how
+    many times its r_hat's excess over 1 or its ESS's shortfall exceeds the threshold's."""
+    found, badness = [], []
     for name in r_hat.data_vars:
-        fails = _fails(np.ravel(r_hat[name].values), np.ravel(ess_bulk[name].values))
-        if fails.any():
-            found[name] = np.flatnonzero(fails)
-    return found
+        values, ess = np.ravel(r_hat[name].values), np.ravel(ess_bulk[name].values)
+        fails = _fails(values, ess)
+        found += [(name, int(index)) for index in np.flatnonzero(fails)]
+        with np.errstate(divide="ignore"):
+            excess = (values[fails] - 1) / (THRESHOLDS["r_hat"] - 1)
+            badness += list(np.fmax(excess, THRESHOLDS["ess_bulk"] / ess[fails]))
+    return [found[i] for i in np.argsort(-np.asarray(badness), kind="stable")]
 
 
-def any_still_failing(idata, failing: dict[str, np.ndarray]) -> bool:
-    """Whether any of `failing`'s quantities fails in these draws: computed for those alone (r_hat
-    and ESS are per quantity, so the values are the full check's), a cheap test between blocks of
-    draws that what failed before still fails."""
+def any_still_failing(idata, failing: list[tuple[str, int]]) -> bool:
+    """Whether any of `failing`'s quantities fails in these draws, computed for them alone and a
+    batch at a time, worst first, until one does (r_hat and ESS are per quantity, so the values
+    are the full check's): a cheap test between blocks of draws that what failed still fails."""
     posterior = idata["posterior"]
-    for name, indices in failing.items():
-        values = _by_quantity(_ordered(posterior[name]))[:, :, indices]
-        if _fails(*rhat_and_bulk_ess(values)).any():
-            return True
+    for start in range(0, len(failing), _RECHECK_BATCH):
+        batch = failing[start : start + _RECHECK_BATCH]
+        for name in dict.fromkeys(name for name, _ in batch):
+            indices = [index for other, index in batch if other == name]
+            values = _by_quantity(_ordered(posterior[name]))[:, :, indices]
+            if _fails(*rhat_and_bulk_ess(values)).any():
+                return True
     return False
 
 
@@ -127,7 +135,7 @@ class TrustCheck:
 
     def __init__(self) -> None:
         self.last: tuple[xr.DataTree, xr.Dataset, xr.Dataset] | None = None
-        self.failing: dict[str, np.ndarray] = {}
+        self.failing: list[tuple[str, int]] = []
 
     def __call__(self, idata: xr.DataTree) -> bool:
         if self.failing and any_still_failing(idata, self.failing):
