@@ -6,7 +6,7 @@ r_hat of well-mixed chains still scatters above 1 by chance, by about 1 / draws 
 the largest of thousands of them sets the verdict. Here every chain is an AR(1) sequence with
 the stationary distribution N(0, 1) from its first draw (so the chains agree and a perfect
 sampler is measured), its coefficient set by the ESS per draw asked for (1: independent draws);
-the rank-normalised r_hat and bulk ESS are computed exactly as a fit's (rank_diagnostics.py),
+the rank-normalised r_hat and bulk ESS are computed by a fit's own check (checks/convergence.py),
 and each replication records whether every quantity passes. `pass_share` is the share of
 replications that pass at that many draws; `median_max_r_hat` the median of the largest r_hat.
 
@@ -23,13 +23,12 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import xarray as xr
 
-from bayespref.checks.convergence import THRESHOLDS
-from bayespref.checks.rank_diagnostics import rhat_and_bulk_ess
+from bayespref.checks.convergence import THRESHOLDS, convergence
 from bayespref.io.atomic import write_atomically
 
 RESULTS = Path(__file__).parent / "results"
-_BLOCK = 2048  # quantities per call, as convergence.py ranks them
 
 
 def ar1_chains(
@@ -48,13 +47,11 @@ def ar1_chains(
 
 
 def verdict(values: np.ndarray) -> tuple[float, float]:
-    """The largest r_hat and smallest bulk ESS over the quantities."""
-    r_hat, ess = [], []
-    for start in range(0, values.shape[2], _BLOCK):
-        block_r_hat, block_ess = rhat_and_bulk_ess(values[:, :, start : start + _BLOCK])
-        r_hat.append(block_r_hat)
-        ess.append(block_ess)
-    return float(np.max(np.concatenate(r_hat))), float(np.min(np.concatenate(ess)))
+    """The largest r_hat and smallest bulk ESS over the quantities, as a fit's check computes
+    them."""
+    quantities = xr.Dataset({"quantity": (("chain", "draw", "index"), values)})
+    r_hat, ess = convergence(xr.DataTree.from_dict({"posterior": quantities}))
+    return float(r_hat["quantity"].max()), float(ess["quantity"].min())
 
 
 def floor_rows(args: argparse.Namespace) -> list[dict]:
