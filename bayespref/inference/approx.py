@@ -21,7 +21,6 @@ comparisons) and Pathfinder (not in this stack); coverage: benchmarks/run.py. La
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -36,12 +35,12 @@ from bayespref.inference.mode_finding import (
     gaussian_draws,
     precision_factor,
 )
+from bayespref.inference.variables import model_variables
 from bayespref.model.conditions import without_joint_mode
 from bayespref.model.repeats import BETA_BINOMIAL
 from bayespref.model.spec import ModelSpec
 from bayespref.posterior.diagnostics import Diagnostics
 
-_DRAW_CHUNK = 250
 # Above this share of trials predicted beyond 5% / 95% at the mode the likelihood is far from
 # Gaussian and the intervals too narrow (benchmarks/approx_coverage.py, 500 tasks, 94% intervals
 # of mu, approx / NUTS coverage): binomial cells, share 0.13-0.41: 0.91-0.92 / 0.92-0.93, 0.62:
@@ -125,35 +124,6 @@ class LaplaceInfo:
             "near_certain_share": self.near_certain_share,
         }
         return Diagnostics(passed=not reasons, reasons=reasons, measures=measures, approximate=True)
-
-
-def variables_function(model, unravel) -> Callable[[np.ndarray], dict[str, np.ndarray]]:
-    """A compiled map from rows of unconstrained values (flat, as `unravel` reads them) to the
-    model's variables (constrained, deterministics included) at each row, shaped (1, row, ...)."""
-    import jax
-    from pymc.sampling.jax import get_jaxified_graph
-    from pymc.util import get_default_varnames
-
-    outputs = list(get_default_varnames(model.unobserved_value_vars, include_transformed=False))
-    function = get_jaxified_graph(inputs=model.value_vars, outputs=outputs)
-    at_draws = jax.jit(jax.vmap(lambda x: function(*unravel(x))))
-
-    def variables(unconstrained: np.ndarray) -> dict[str, np.ndarray]:
-        chunks = [
-            at_draws(unconstrained[start : start + _DRAW_CHUNK])
-            for start in range(0, len(unconstrained), _DRAW_CHUNK)
-        ]
-        return {
-            variable.name: np.concatenate([np.asarray(chunk[i]) for chunk in chunks])[None]
-            for i, variable in enumerate(outputs)
-        }
-
-    return variables
-
-
-def model_variables(model, unconstrained: np.ndarray, unravel) -> dict[str, np.ndarray]:
-    """The model's variables at each row of `unconstrained` (variables_function)."""
-    return variables_function(model, unravel)(unconstrained)
 
 
 def _choice_terms(model, x: np.ndarray, unravel, task_dataset: np.ndarray):

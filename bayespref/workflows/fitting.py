@@ -199,19 +199,23 @@ def _sample(
     ESS (NUTS), and what the sampler did with the seconds of each stage."""
     # The model builder and the samplers import PyMC and JAX: imported here, when a fit is made,
     # so that importing bayespref stays quick.
-    from bayespref.inference.nuts import sample_nuts
+    from bayespref.inference.nuts import prepare_nuts, sample_nuts
     from bayespref.model.builder import build_model
 
     clock = time.perf_counter()
-    record, warm, note = {}, None, None
+    record, warm, note, prepared = {}, None, None, None
+    precision = precision_of(settings, method)
+    with device.floating_point(precision):
+        model = build_model(spec, data)
+        if method == "nuts":
+            prepared = prepare_nuts(model, settings)  # compiles while the warm start runs
     if method == "nuts" and settings.init == "laplace":
         warm, note = _warm_start(spec, data, cells, settings)
     check = TrustCheck()
-    with device.floating_point(precision_of(settings, method)):
-        model = build_model(spec, data)
-        if method == "nuts":
+    with device.floating_point(precision):
+        if prepared is not None:
             enough = check if settings.until_trusted else None
-            idata, sampled = sample_nuts(model, settings, progressbar, warm, enough)
+            idata, sampled = sample_nuts(prepared, progressbar, warm, enough)
             record = asdict(sampled)
         else:
             try:
