@@ -233,32 +233,34 @@ def sample_nuts(
     samples, stats = [], []
     most = settings.max_draws if enough else settings.draws
     started = time.perf_counter()
-    with Progress(console=Console(stderr=True), disable=not progressbar) as bar:
-        progress = bar.add_task("NUTS (tuning, then draws)", total=settings.tune + most)
-        keys = jax.random.split(jax.random.PRNGKey(settings.seed), settings.chains)
-        state = prepared.initial_states.result()(keys, *_starts(prepared, warm, record))
-        for length in run_lengths(settings.tune):
-            state, _ = run(state, length)
-        while True:
-            chunks = []
-            for length in run_lengths(settings.draws):
-                state, chunk = run(state, length)
-                chunks.append(chunk)
-            raw, fields = _concatenated(chunks)
-            samples.append(_posterior(prepared.posterior, raw))
-            stats.append(_stats(fields))
-            record.blocks += 1
-            record.draws_per_chain += settings.draws
-            idata = _to_datatree(model, samples, stats)
-            if enough is None:
-                break
-            record.target_reached = bool(enough(idata))
-            if record.target_reached:
-                record.seconds_to_trust = time.perf_counter() - started
-            if record.target_reached or record.draws_per_chain + settings.draws > most:
-                break
-        bar.update(progress, total=settings.tune + record.draws_per_chain)
-    prepared.pool.shutdown()
+    try:
+        with Progress(console=Console(stderr=True), disable=not progressbar) as bar:
+            progress = bar.add_task("NUTS (tuning, then draws)", total=settings.tune + most)
+            keys = jax.random.split(jax.random.PRNGKey(settings.seed), settings.chains)
+            state = prepared.initial_states.result()(keys, *_starts(prepared, warm, record))
+            for length in run_lengths(settings.tune):
+                state, _ = run(state, length)
+            while True:
+                chunks = []
+                for length in run_lengths(settings.draws):
+                    state, chunk = run(state, length)
+                    chunks.append(chunk)
+                raw, fields = _concatenated(chunks)
+                samples.append(_posterior(prepared.posterior, raw))
+                stats.append(_stats(fields))
+                record.blocks += 1
+                record.draws_per_chain += settings.draws
+                idata = _to_datatree(model, samples, stats)
+                if enough is None:
+                    break
+                record.target_reached = bool(enough(idata))
+                if record.target_reached:
+                    record.seconds_to_trust = time.perf_counter() - started
+                if record.target_reached or record.draws_per_chain + settings.draws > most:
+                    break
+            bar.update(progress, total=settings.tune + record.draws_per_chain)
+    finally:  # on an error too: compilations not started are dropped
+        prepared.pool.shutdown(wait=False, cancel_futures=True)
     record.seconds_sampling = time.perf_counter() - started
     return idata, record
 
