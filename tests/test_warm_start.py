@@ -103,6 +103,34 @@ def test_settings_are_checked():
         bp.SamplerSettings(draws=500, until_trusted=True, max_draws=100)
 
 
+def test_draws_default_to_fixed_or_to_trust_check_blocks():
+    assert bp.SamplerSettings().draws == 1000
+    assert bp.SamplerSettings(until_trusted=True).draws == 100
+    assert bp.SamplerSettings(draws=250, until_trusted=True).draws == 250
+
+
+def test_cli_until_trusted_draws_blocks_of_100(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    import bayespref.workflows.fitting as fitting
+    from bayespref.cli.app import app
+
+    seen = {}
+
+    def record(comparisons, tasks, model, settings, **options):
+        seen["settings"] = settings
+        raise bp.BayesprefError("stop after reading the settings")
+
+    monkeypatch.setattr(fitting, "fit", record)
+    comparisons = tmp_path / "comparisons.csv"
+    comparisons.write_text("task_a,task_b,choice\nx,y,a\n")
+    runner = CliRunner()
+    runner.invoke(app, ["fit", str(comparisons), "--out", str(tmp_path / "fit"), "--until-trusted"])
+    assert seen["settings"].draws == 100 and seen["settings"].until_trusted
+    runner.invoke(app, ["fit", str(comparisons), "--out", str(tmp_path / "fit")])
+    assert seen["settings"].draws == 1000
+
+
 def test_centred_condition_shifts_skip_the_laplace_start_and_approx_refuses_them():
     shifted = bp.simulate(
         n_tasks=16,

@@ -23,7 +23,13 @@ def fit(
     ] = None,
     model: Annotated[str, typer.Option(help="Name in models/ or a TOML file.")] = DEFAULT_MODEL,
     chains: Annotated[int, typer.Option(help="Number of chains.")] = 4,
-    draws: Annotated[int, typer.Option(help="Draws per chain after tuning.")] = 1000,
+    draws: Annotated[
+        int | None,
+        typer.Option(
+            help="Draws per chain after tuning (default 1000); with --until-trusted, the size of "
+            "each block (default 100)."
+        ),
+    ] = None,
     tune: Annotated[int, typer.Option(help="Tuning steps per chain.")] = 1000,
     target_accept: Annotated[float, typer.Option(help="NUTS target acceptance.")] = 0.9,
     seed: Seed = 0,
@@ -63,8 +69,8 @@ def fit(
     until_trusted: Annotated[
         bool,
         typer.Option(
-            help="Draw blocks of --draws per chain until every reported quantity has r_hat <= "
-            "1.01 and ess_bulk >= 400, at most --max-draws per chain."
+            help="Draw blocks of --draws (default 100) per chain until every reported quantity "
+            "has r_hat <= 1.01 and ess_bulk >= 400, at most --max-draws per chain."
         ),
     ] = False,
     max_draws: Annotated[
