@@ -66,3 +66,15 @@ def test_bad_input_exits_2_with_location(tmp_path):
 def test_simulate_rejects_impossible_design(tmp_path):
     result = invoke("simulate", "--tasks", 5, "--comparisons", 100, "--out", tmp_path / "s")
     assert result.exit_code == 2 and "need more distinct pairs" in result.output
+
+
+def test_models_lists_every_named_model_with_its_description():
+    from bayespref.model.spec import DEFAULT_MODEL, available_models
+
+    result = runner.invoke(app, ["models"], env={"COLUMNS": "400"})
+    assert result.exit_code == 0, result.output
+    rows = [line.split("│") for line in result.output.splitlines() if line.count("│") == 3]
+    listed = {cells[1].split()[0]: cells[2] for cells in rows if cells[1].strip()}
+    assert sorted(listed) == sorted(available_models())
+    assert rows[0][1].split()[0] == DEFAULT_MODEL  # the header row has no bars of this kind
+    assert "not near-deterministic choices" in listed["task-lapse"]

@@ -19,6 +19,7 @@ from bayespref.cli.console import errors, fail
 from bayespref.cli.contrast import contrast_command
 from bayespref.cli.fit import fit
 from bayespref.cli.judge import judge_command
+from bayespref.cli.models import models
 from bayespref.cli.predict import predict
 from bayespref.cli.ratings import ratings_app
 from bayespref.cli.refusals import refusals_command
@@ -34,6 +35,7 @@ app = typer.Typer(
 COMMANDS: dict[str, Callable[..., None]] = {
     "simulate": simulate,
     "fit": fit,
+    "models": models,
     "predict": predict,
     "compare": compare,
     "contrast": contrast_command,
