@@ -234,3 +234,17 @@ def test_noise_by_dataset_gives_each_dataset_its_level_lapse_and_concentration_w
     assert table.loc["y", "spread_over_sigma_mean"] == pytest.approx(1.5)
     shared = xr.Dataset({"mu": (("chain", "draw", "task"), np.zeros((1, 3, 2)))})
     assert noise_by_dataset(shared, ["x"]).empty
+
+
+def test_noise_note_gives_each_per_task_spread_with_its_interval():
+    import xarray as xr
+
+    from bayespref.report.html import task_spread_note
+
+    draws = np.linspace(0.0, 1.0, 101).reshape(1, 101)
+    posterior = xr.Dataset({"concentration_spread": (("chain", "draw"), draws)})
+    note = task_spread_note(posterior)
+    assert note.count("<p>") == 1
+    assert "differ in concentration by a spread" in note
+    assert "of 0.50, 94% interval 0.03 to 0.97" in note
+    assert task_spread_note(xr.Dataset({"dataset_spread": (("chain", "draw"), draws)})) == ""

@@ -142,15 +142,51 @@ def _noise_section(fit: Fit, utilities: pd.DataFrame, colours: dict, files: Path
     if table.empty:
         return Section("noise", figure)
     write_table(table, files / "noise_by_dataset.csv")
+    extras = [text for column, text in _NOISE_EXTRAS.items() if f"{column}_mean" in table]
     note = (
         "<p>By dataset, posterior mean and 94% interval: the noise sigma (utilities are in units "
         "of the geometric mean of the datasets' noise), the utility spread in units of the "
         "dataset's own noise (how deterministic choices within it are)"
-        + (", and the mean lapse rate of its tasks" if "lapse_mean" in table else "")
+        + "".join(f", {text}" for text in extras)
         + ". With nearly deterministic choices a dataset's noise trades off against its utility "
         "spread, so read noise differences with the README's noise section.</p>"
+        + task_spread_note(fit.posterior)
     )
     return Section("noise", figure, note + _table(table))
+
+
+_NOISE_EXTRAS = {
+    "lapse": "the mean lapse rate of its tasks",
+    "pair_sd": "the sd of pair effects shared by a pair's repeats (how far its pairs stray from "
+    "the utility order)",
+    "concentration": "the beta-binomial concentration kappa (small: a pair's repeats agree "
+    "beyond their probability, so they count as fewer independent trials)",
+}
+# Per-task terms whose offsets around each dataset's level (log, logit for lapse) share one sd.
+_TASK_SPREADS = {
+    "sigma_spread": "noise",
+    "concentration_spread": "concentration",
+    "pair_sd_spread": "pair-effect sd",
+    "lapse_spread": "lapse rate (logit scale)",
+}
+
+
+def task_spread_note(posterior) -> str:
+    """A paragraph per per-task term of the model: how much a dataset's tasks differ in it,
+    with its interval; one that reaches near zero means the data do not show that they do."""
+    parts = []
+    for name, label in _TASK_SPREADS.items():
+        if name in posterior:
+            draws = post.draws(posterior, name)
+            low, high = np.quantile(draws, summaries.INTERVAL_TAILS)
+            parts.append(
+                f"<p>Tasks within a dataset differ in {label} by a spread (the sd of their "
+                f"offsets around its level) of {draws.mean():.2f}, 94% interval {low:.2f} to "
+                f"{high:.2f}; where this "
+                "interval nears zero the data do not show that a dataset's tasks differ, and "
+                "no single task's value is resolved.</p>"
+            )
+    return "".join(parts)
 
 
 def _position_section(fit: Fit, files: Path) -> Section:
