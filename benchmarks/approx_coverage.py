@@ -7,7 +7,9 @@ its own (5.8; 7 before 2026-12-01). Each is fitted by approx (1,000 draws) and b
 the method and not a mismatch: the default model for the default simulation; for the realistic
 preset, per-dataset position terms with pair effects (without a pair term, a model's noise unit
 absorbs the preset's pair effects and no method covers the truth's utilities), and `beta-binomial`
-(the default with beta-binomial cells), which integrates the pair effects out. Its noise unit is
+and `beta-binomial-pair` (beta-binomial cells; the default since 2026-12-02 adds a position
+term per ordered dataset pair, which the preset does not have), which integrate the pair effects
+out. Its noise unit is
 then the noise between pairs: the preset's pair effects are in each pair's noise units, so a pair's
 marginal P(first) is F((mu_i - mu_j + beta) / sqrt((s_i^2 + s_j^2)(1 + pair_sd^2 / 2))), and the
 truth is compared in units of s sqrt(1 + pair_sd^2 / 2) per task (each dataset's root mean s^2, the
@@ -25,7 +27,7 @@ benchmarks/results/approx_coverage.csv by (case, seed, model, method), so cases 
 time.
 With --real PATH (e.g. ../shared/real/gemma3_27b_persona_500/comparisons.csv), approx against
 NUTS on a real file instead (real_agreement), case `real`.
-Usage: python benchmarks/approx_coverage.py [--cases NAME ...] [--models default,pair,beta-binomial]
+Usage: python benchmarks/approx_coverage.py [--cases NAME ...] [--models default,pair,...]
                                             [--seed 0] [--real PATH]
 """
 
@@ -49,7 +51,13 @@ REALISTIC = bp.SimulationConfig.realistic(n_tasks=N_TASKS, seed=0)
 PAIR_EFFECTS = bp.ModelSpec(
     name="position-by-dataset with pair effects", position="per-dataset", overdispersion="pair"
 )
-MODELS = {"default": None, "pair": PAIR_EFFECTS, "beta-binomial": "beta-binomial"}
+MODELS = {
+    "default": None,
+    "pair": PAIR_EFFECTS,
+    "beta-binomial": "beta-binomial",
+    "beta-binomial-pair": "beta-binomial-pair",
+}
+BETA_BINOMIAL_CELLS = ("beta-binomial", "beta-binomial-pair")
 CASES = {
     "default": (
         bp.SimulationConfig(
@@ -68,9 +76,9 @@ CASES = {
     # Between 3.5 and 7, for where beta-binomial cells' approx starts to fail.
     "realistic, task sd 5": (
         replace(REALISTIC, task_sd=5.0, dataset_mean_sd=2.5),
-        ("beta-binomial",),
+        ("beta-binomial", "beta-binomial-pair"),
     ),
-    "realistic": (REALISTIC, ("pair", "beta-binomial")),
+    "realistic": (REALISTIC, ("pair", "beta-binomial", "beta-binomial-pair")),
 }
 SETTINGS = {
     "approx": bp.SamplerSettings(seed=0),
@@ -82,7 +90,7 @@ OUT = Path(__file__).parent / "results" / "approx_coverage.csv"
 def truth_scale(simulation, model: str) -> float:
     """The unit of the model's mu in the simulation's: 1, or for beta-binomial cells the
     geometric mean over datasets of sqrt(mean s^2 (1 + pair_sd^2 / 2)) (module docstring)."""
-    if model != "beta-binomial":
+    if model not in BETA_BINOMIAL_CELLS:
         return 1.0
     truth = simulation.truth
     mean_square = (truth["sigma"] ** 2).groupby(truth["dataset"]).mean()

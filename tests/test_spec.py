@@ -8,17 +8,19 @@ from bayespref.model.spec import ModelSpec, available_models, resolve_spec
 
 def test_default_and_named_models_resolve():
     default = resolve_spec(None)
-    assert default.name == "beta-binomial"
+    assert default.name == "beta-binomial-pair"
     assert (default.noise, default.position, default.hierarchy, default.overdispersion) == (
         "per-dataset",
-        "per-dataset",
+        "per-dataset-pair",
         "dataset",
         "beta-binomial",
     )
-    # the dataclass's defaults are the default model's terms but its cells: a spec file that
-    # names no overdispersion keeps binomial cells, as it had when it was written
-    terms = {"name": default.name, "description": default.description}
-    assert ModelSpec(**terms, overdispersion="beta-binomial") == default
+    # the dataclass's defaults are `beta-binomial`'s terms (the default before) but its cells: a
+    # spec file that names no overdispersion keeps binomial cells, and one that names no
+    # position keeps a term per dataset, as it had when it was written
+    before = resolve_spec("beta-binomial")
+    terms = {"name": before.name, "description": before.description}
+    assert ModelSpec(**terms, overdispersion="beta-binomial") == before
     assert resolve_spec("position-by-dataset").overdispersion == "none"
     assert {
         "hierarchical",

@@ -11,7 +11,7 @@ from pathlib import Path
 from bayespref.errors import SpecError
 from bayespref.model.repeats import BETA_BINOMIAL
 
-DEFAULT_MODEL = "beta-binomial"  # benchmarks/real.py: README, "Real data"
+DEFAULT_MODEL = "beta-binomial-pair"  # benchmarks/real.py: README, "Real data"
 
 OPTIONS: dict[str, tuple[str, ...]] = {
     "link": ("probit", "logit"),
