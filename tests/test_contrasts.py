@@ -88,14 +88,12 @@ def test_contrast_command_writes_correlation_dataset_means_and_position_terms(
     assert summary["first_shown_win_rate_first"] == summary["first_shown_win_rate_second"]
     assert summary["position_difference_low"] < 0 < summary["position_difference_high"]
     positions = pd.read_csv(out / "position.csv")
-    # the default model: a global term and one per dataset, for each fit
-    terms = [
-        "position_bias",
-        "position_bias_dataset[dataset_0]",
-        "position_bias_dataset[dataset_1]",
-    ]
+    # the default model: a global term, one per dataset and one per ordered pair, for each fit
+    datasets = ["dataset_0", "dataset_1"]
+    terms = ["position_bias"] + [f"position_bias_dataset[{d}]" for d in datasets]
+    terms += [f"position_bias_pair[{d}, {e}]" for d in datasets for e in datasets]
     assert (
         list(positions["name"]) == terms * 2
-        and list(positions["fit"]) == ["first"] * 3 + ["second"] * 3
+        and list(positions["fit"]) == ["first"] * 7 + ["second"] * 7
     )
     assert len(pd.read_csv(out / "dataset_means.csv")) > 0

@@ -19,12 +19,12 @@ def test_predictions_match_a_direct_computation_from_draws(small_fit_dir):
     index = {task: i for i, task in enumerate(fit.tasks["task_id"])}
     mu = post.draws(fit.posterior, "mu")
     sigma = post.task_sigma(fit.posterior, fit.tasks["dataset_idx"].to_numpy())
-    bias, by_dataset = post.position(fit.posterior)
-    assert by_dataset  # the default: a pair takes the mean of its two datasets' terms
+    bias, scope = post.position(fit.posterior)
+    assert scope == "pair"  # the default: a term per ordered pair of datasets
     dataset = fit.tasks["dataset_idx"].to_numpy()
     for row in predicted.itertuples():
         i, j = index[row.task_a], index[row.task_b]
-        term = (bias[dataset[i]] + bias[dataset[j]]) / 2
+        term = bias[dataset[i], dataset[j]]
         p = ndtr((mu[i] - mu[j] + term) / np.hypot(sigma[i], sigma[j]))
         assert row.p_first_mean == pytest.approx(p.mean(), rel=1e-12)
         assert row.p_first_low == pytest.approx(np.quantile(p, 0.03), rel=1e-12)
