@@ -26,6 +26,8 @@ RANKED = (
     "position_bias",
     "position_bias_dataset",
     "position_spread",
+    "position_bias_pair",
+    "position_pair_spread",
     "dataset_mean",
     "dataset_spread",
     "sigma_dataset",
