@@ -245,6 +245,6 @@ def test_noise_note_gives_each_per_task_spread_with_its_interval():
     posterior = xr.Dataset({"concentration_spread": (("chain", "draw"), draws)})
     note = task_spread_note(posterior)
     assert note.count("<p>") == 1
-    assert "differ in concentration by a spread" in note
+    assert "differ in log concentration by a spread" in note
     assert "of 0.50, 94% interval 0.03 to 0.97" in note
     assert task_spread_note(xr.Dataset({"dataset_spread": (("chain", "draw"), draws)})) == ""

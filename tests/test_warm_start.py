@@ -125,10 +125,18 @@ def test_cli_until_trusted_draws_blocks_of_100(tmp_path, monkeypatch):
     comparisons = tmp_path / "comparisons.csv"
     comparisons.write_text("task_a,task_b,choice\nx,y,a\n")
     runner = CliRunner()
-    runner.invoke(app, ["fit", str(comparisons), "--out", str(tmp_path / "fit"), "--until-trusted"])
+    fit_command = ["fit", str(comparisons), "--out", str(tmp_path / "fit")]
+    result = runner.invoke(app, [*fit_command, "--until-trusted"])
+    assert "stop after reading the settings" in result.output
     assert seen["settings"].draws == 100 and seen["settings"].until_trusted
-    runner.invoke(app, ["fit", str(comparisons), "--out", str(tmp_path / "fit")])
+    runner.invoke(app, fit_command)
     assert seen["settings"].draws == 1000
+
+
+def test_approx_refuses_drawing_until_trusted(simulation):
+    settings = bp.SamplerSettings(until_trusted=True)
+    with pytest.raises(FitError, match="method approx takes independent draws"):
+        bp.fit(simulation.comparisons, simulation.tasks, settings=settings, method="approx")
 
 
 def test_centred_condition_shifts_skip_the_laplace_start_and_approx_refuses_them():

@@ -12,7 +12,7 @@ INITS = ("jitter", "laplace")
 FIXED_DRAWS = 1000
 # Drawing to the trust thresholds, a check after every 100 draws per chain stopped 500-task fits
 # at 600-700 draws (benchmarks/run.py's `trusted`); blocks of 50 cost more in per-block overhead
-# than they saved, and blocks of 1,000 would draw past the target.
+# than they saved (ad hoc, 500 tasks), and blocks of 1,000 would draw past the target.
 TRUSTED_BLOCK = 100
 
 
@@ -38,7 +38,9 @@ class SamplerSettings:
     max_draws: int = 5000
 
     def __post_init__(self) -> None:
-        if self.draws is None:  # frozen: set once, here
+        # Frozen: set once, here. So dataclasses.replace(settings, until_trusted=True) keeps the
+        # draws already set; pass draws=None with it for the block default.
+        if self.draws is None:
             object.__setattr__(self, "draws", TRUSTED_BLOCK if self.until_trusted else FIXED_DRAWS)
         if self.chains < 1 or self.draws < 1 or self.tune < 0:
             raise FitError("chains and draws must be positive and tune non-negative")

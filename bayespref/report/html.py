@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import xarray as xr
 from matplotlib.figure import Figure
 
 from bayespref.analysis import rates as analysis
@@ -164,14 +165,14 @@ _NOISE_EXTRAS = {
 }
 # Per-task terms whose offsets around each dataset's level (log, logit for lapse) share one sd.
 _TASK_SPREADS = {
-    "sigma_spread": "noise",
-    "concentration_spread": "concentration",
-    "pair_sd_spread": "pair-effect sd",
-    "lapse_spread": "lapse rate (logit scale)",
+    "sigma_spread": "log noise",
+    "concentration_spread": "log concentration",
+    "pair_sd_spread": "log pair-effect sd",
+    "lapse_spread": "logit lapse rate",
 }
 
 
-def task_spread_note(posterior) -> str:
+def task_spread_note(posterior: xr.Dataset) -> str:
     """A paragraph per per-task term of the model: how much a dataset's tasks differ in it,
     with its interval; one that reaches near zero means the data do not show that they do."""
     parts = []

@@ -298,6 +298,11 @@ def fit_data(
 
         if reason := unsupported(spec):
             raise FitError(reason)
+        if settings is not None and settings.until_trusted:
+            raise FitError(
+                "until_trusted (--until-trusted) draws NUTS chains to the trust thresholds; "
+                "method approx takes independent draws: drop one of them"
+            )
     if data.completion_refusals is not None:
         _require_modelled_refusals(spec)
     settings = settings or SamplerSettings()
