@@ -3,28 +3,27 @@ against NUTS on the same data, as choices become more deterministic.
 
 For 500 tasks: the default simulation, and the realistic preset with task spreads 2, 3.5 and 5 and
 its own (5.8; 7 before 2026-12-01). Each is fitted by approx (1,000 draws) and by NUTS (2 chains x
-300 draws), with a model that can describe the data, so that coverage of the true utilities measures
-the method and not a mismatch: the default model for the default simulation; for the realistic
-preset, per-dataset position terms with pair effects (without a pair term, a model's noise unit
-absorbs the preset's pair effects and no method covers the truth's utilities), and `beta-binomial`
-and `beta-binomial-pair` (beta-binomial cells; the default since 2026-12-02 adds a position
-term per ordered dataset pair, which the preset does not have), which integrate the pair effects
-out. Its noise unit is
-then the noise between pairs: the preset's pair effects are in each pair's noise units, so a pair's
-marginal P(first) is F((mu_i - mu_j + beta) / sqrt((s_i^2 + s_j^2)(1 + pair_sd^2 / 2))), and the
-truth is compared in units of s sqrt(1 + pair_sd^2 / 2) per task (each dataset's root mean s^2, the
-geometric mean over datasets 1, as the model's noise): `truth_scale`, the factor the true mu is
-divided by (1 for the others). benchmarks/results/approx_coverage_additive_pairs.csv holds the
-runs on the preset before 2026-12-01, whose pair effects did not scale with the noise (units
-sqrt(s^2 + pair_sd^2 / 2)); since them approx refuses models with pair effects
-(inference/approx.py: unsupported) and the script records the refusal for them; the run on the
-preset as it was before issue 22, with the default model, is approx_coverage_old_preset.csv. Prints,
-per case, model and method, the share of trials predicted beyond 5% / 95% at the approx mode
-(`near_certain_share`, the diagnostic that fails approx above 0.5), the coverage of the 94%
-intervals of mu, the mean posterior sd of mu, Spearman against the truth, the slope of posterior
-means on the truth (below 1: shrunk), wall seconds and the 1-minute load; merges its rows into
-benchmarks/results/approx_coverage.csv by (case, seed, model, method), so cases can run one at a
-time.
+300 draws), with a model that can describe the data, so that coverage of the true utilities
+measures the method and not a mismatch: the default model for the default simulation; for the
+realistic preset, per-dataset position terms with pair effects (without a pair term, a model's
+noise unit absorbs the preset's pair effects and no method covers the truth's utilities), and
+`beta-binomial` and `beta-binomial-pair` (beta-binomial cells; the default since 2026-12-02 adds a
+position term per ordered dataset pair, which the preset does not have), which integrate the pair
+effects out. Their noise unit is then the noise between pairs: the preset's pair effects are in
+each pair's noise units, so a pair's marginal P(first) is F((mu_i - mu_j + beta) / sqrt((s_i^2 +
+s_j^2)(1 + pair_sd^2 / 2))), and the truth is compared in units of s sqrt(1 + pair_sd^2 / 2) per
+task (each dataset's root mean s^2, the geometric mean over datasets 1, as the model's noise):
+`truth_scale`, the factor the true mu is divided by (1 for the others).
+benchmarks/results/approx_coverage_additive_pairs.csv holds the runs on the preset before
+2026-12-01, whose pair effects did not scale with the noise (units sqrt(s^2 + pair_sd^2 / 2));
+since them approx refuses models with pair effects (inference/approx.py: unsupported) and the
+script records the refusal for them; the run on the preset as it was before issue 22, with the
+default model, is approx_coverage_old_preset.csv. Prints, per case, model and method, the share of
+trials predicted beyond 5% / 95% at the approx mode (`near_certain_share`, the diagnostic that
+fails approx above 0.5), the coverage of the 94% intervals of mu, the mean posterior sd of mu,
+Spearman against the truth, the slope of posterior means on the truth (below 1: shrunk), wall
+seconds and the 1-minute load; merges its rows into benchmarks/results/approx_coverage.csv by
+(case, seed, model, method), so cases can run one at a time.
 With --real PATH (e.g. ../shared/real/gemma3_27b_persona_500/comparisons.csv), approx against
 NUTS on a real file instead (real_agreement), case `real`.
 Usage: python benchmarks/approx_coverage.py [--cases NAME ...] [--models default,pair,...]
@@ -45,6 +44,7 @@ from scipy.stats import spearmanr
 
 import bayespref as bp
 from bayespref.io.atomic import write_atomically
+from bayespref.model.spec import resolve_spec
 
 N_TASKS = 500
 REALISTIC = bp.SimulationConfig.realistic(n_tasks=N_TASKS, seed=0)
@@ -57,7 +57,6 @@ MODELS = {
     "beta-binomial": "beta-binomial",
     "beta-binomial-pair": "beta-binomial-pair",
 }
-BETA_BINOMIAL_CELLS = ("beta-binomial", "beta-binomial-pair")
 CASES = {
     "default": (
         bp.SimulationConfig(
@@ -90,7 +89,7 @@ OUT = Path(__file__).parent / "results" / "approx_coverage.csv"
 def truth_scale(simulation, model: str) -> float:
     """The unit of the model's mu in the simulation's: 1, or for beta-binomial cells the
     geometric mean over datasets of sqrt(mean s^2 (1 + pair_sd^2 / 2)) (module docstring)."""
-    if model not in BETA_BINOMIAL_CELLS:
+    if resolve_spec(MODELS[model]).overdispersion != "beta-binomial":
         return 1.0
     truth = simulation.truth
     mean_square = (truth["sigma"] ** 2).groupby(truth["dataset"]).mean()

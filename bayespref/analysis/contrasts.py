@@ -83,9 +83,9 @@ def utility_contrast(
 
 
 def position_terms(params: list[tuple[str, pd.DataFrame]]) -> pd.DataFrame:
-    """Each fit's position terms (the global one, any per dataset and any per ordered dataset pair)
-    from its (label, params
-    table), one row per fit and term: the first-shown task's advantage in noise units."""
+    """Each fit's position terms (the global one, any per dataset and any per ordered dataset
+    pair) from its (label, params table), one row per fit and term: the first-shown task's
+    advantage in noise units."""
     rows = []
     for fit, table in params:
         terms = table[table["name"].astype(str).str.startswith("position_bias")]
