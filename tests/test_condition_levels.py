@@ -115,3 +115,39 @@ def test_condition_prior_is_reference_plus_independent_shifts(condition_prior):
         < 0.05
     )
     assert np.abs(_cross_correlation(deviation[:, 0, tasks], deviation[:, 1, tasks])).max() < 0.05
+
+
+def test_condition_cells_read_each_condition_utilities_and_their_datasets_terms():
+    """The likelihood of `conditions` (beta-binomial cells, per-dataset noise, position and
+    concentration, read per ordered pair of datasets) against scipy from the model's own
+    variables, as predictions compute it."""
+    from scipy.special import ndtr
+    from scipy.stats import betabinom
+
+    simulation = bp.simulate(
+        bp.SimulationConfig(
+            n_tasks=12,
+            n_datasets=3,
+            n_comparisons=150,
+            repeats=3,
+            condition_shifts=((1.0, 0.0, 0.0), (0.0, 1.0, 0.0)),
+            seed=3,
+        )
+    )
+    data = bp.load_choice_data(simulation.comparisons, simulation.tasks)
+    model = build_model(bp.resolve_spec("conditions"), data)
+    rng = np.random.default_rng(4)
+    point = {n: v + rng.normal(0, 0.5, np.shape(v)) for n, v in model.initial_point().items()}
+    names = ["mu_condition", "sigma_dataset", "position_bias_dataset", "concentration_dataset"]
+    outputs = model.replace_rvs_by_values([model[name] for name in names])
+    values = pytensor.function(model.value_vars, outputs, on_unused_input="ignore")
+    utility, sigma, bias, kappa = values(*(point[v.name] for v in model.value_vars))
+    cells, td = data.cells, data.task_dataset_idx
+    a, b, c, n, k = (cells[x].to_numpy() for x in ("a_idx", "b_idx", "condition_idx", "n", "k"))
+    assert len(np.unique(c)) == 3 and len(np.unique(td[a] * 3 + td[b])) == 9
+    z = utility[c, a] - utility[c, b] + (bias[td[a]] + bias[td[b]]) / 2
+    z /= np.hypot(sigma[td[a]], sigma[td[b]])
+    concentration, p = np.sqrt(kappa[td[a]] * kappa[td[b]]), ndtr(z)
+    expected = betabinom.logpmf(k, n, concentration * p, concentration * (1 - p))
+    observed = model.compile_logp(vars=[model["first_chosen"]], sum=False)(point)[0]
+    np.testing.assert_allclose(observed, expected, rtol=1e-8, atol=1e-10)

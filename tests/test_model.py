@@ -149,6 +149,11 @@ def test_zero_sum_within_maps_free_coordinates_isometrically_onto_group_zero_sum
         np.testing.assert_allclose(np.bincount(group, image, minlength=4), 0, atol=1e-12)
     # Orthonormal images: iid normal free coordinates give iid normals conditioned on zero sums.
     np.testing.assert_allclose(images @ images.T, np.eye(n_free), atol=1e-12)
+    # Rows of a matrix (conditions' deviations) are mapped one by one.
+    rows = pt.matrix("rows")
+    by_row = pytensor.function([rows], zero_sum_within(rows, group, dependent, 4))
+    values = np.random.default_rng(0).normal(size=(3, n_free))
+    np.testing.assert_allclose(by_row(values), [mapping(row) for row in values], atol=1e-12)
 
 
 @pytest.mark.parametrize("parameterization", ["centered", "non-centered"])

@@ -23,11 +23,16 @@ import pytensor.tensor as pt
 from scipy.special import gammaln
 
 from bayespref.data.choice_data import ChoiceData
-from bayespref.model.choice import first_choice_probability, first_choice_z
+from bayespref.model.choice import first_choice_probability
 from bayespref.model.conditions import (
     samples_around_the_average,
     shifted_utilities,
     utilities_around_the_average,
+)
+from bayespref.model.dataset_pairs import (
+    dataset_pair_index,
+    inverse_noise_scale,
+    position_offset,
 )
 from bayespref.model.likelihood import log_phi, probit_binomial_logp
 from bayespref.model.overdispersion import (
@@ -117,15 +122,16 @@ def _utility(spec: ModelSpec, data: ChoiceData, task_dataset):
     return pm.Deterministic("mu", spread * offset, dims="task"), offset
 
 
-def _noise(spec: ModelSpec, data: ChoiceData, task_dataset) -> pt.TensorVariable:
-    """Per-task noise sigma as a vector (shared noise is the constant 1, the scale unit)."""
-    n_tasks, n_datasets = len(data.tasks), len(data.datasets)
+def _noise(spec: ModelSpec, data: ChoiceData, task_dataset):
+    """Noise sigma per task and, where it is the same for all tasks of a dataset, per dataset
+    (else None); shared noise is the constant 1, the scale unit."""
+    n_datasets = len(data.datasets)
     if spec.noise == "shared" or (spec.noise == "per-dataset" and n_datasets == 1):
-        return pt.ones(n_tasks)
+        return pt.ones(len(data.tasks)), pt.ones(n_datasets)
     log_dataset = zero_sum_or_zero("log_sigma_dataset", PRIORS["log_sigma_dataset_sd"], n_datasets)
     sigma_dataset = pm.Deterministic("sigma_dataset", pt.exp(log_dataset), dims="dataset")
     if spec.noise == "per-dataset":
-        return sigma_dataset[task_dataset]
+        return sigma_dataset[task_dataset], sigma_dataset
     # A task's log noise is its dataset's level plus an offset; the offsets sum to zero within
     # each dataset, so sigma_dataset is the geometric mean of its tasks' noise and the unit is
     # the geometric mean of all tasks' noise. Non-centred: near-deterministic choices say little
@@ -134,9 +140,8 @@ def _noise(spec: ModelSpec, data: ChoiceData, task_dataset) -> pt.TensorVariable
     spread = pm.HalfNormal("sigma_spread", sigma=PRIORS["sigma_spread_sd"])
     free = pm.Normal("sigma_offset", 0.0, 1.0, dims="free_task")
     offset = zero_sum_within(free, group, dependent, n_datasets)
-    return pm.Deterministic(
-        "sigma", pt.exp(log_dataset[task_dataset] + spread * offset), dims="task"
-    )
+    sigma = pt.exp(log_dataset[task_dataset] + spread * offset)
+    return pm.Deterministic("sigma", sigma, dims="task"), None
 
 
 def _position(spec: ModelSpec, n_datasets: int):
@@ -190,12 +195,14 @@ def _lapse(spec: ModelSpec, data: ChoiceData, task_dataset, a_idx, b_idx):
     return (rate[a_idx] + rate[b_idx]) / 2
 
 
-def _cell_distribution(spec: ModelSpec, data: ChoiceData, task_dataset, a_idx, b_idx, n):
+def _cell_distribution(
+    spec: ModelSpec, data: ChoiceData, task_dataset, a_idx, b_idx, pairs: np.ndarray, n
+):
     """The cells' term beside z (the lapse rate, or the Beta concentration of beta-binomial
     cells) and their log-probability and random functions, for cells of at most max(n) trials."""
     if spec.overdispersion in BETA_BINOMIAL:
         by_task = spec.overdispersion == "beta-binomial-by-task"
-        concentration = cell_concentration(data, task_dataset, a_idx, b_idx, by_task)
+        concentration = cell_concentration(data, task_dataset, a_idx, b_idx, pairs, by_task)
         logp = partial(beta_binomial_choice_logp, max_count=int(n.max(initial=0)))
         return concentration, logp, beta_binomial_choice_random
     lapse = _lapse(spec, data, task_dataset, a_idx, b_idx)
@@ -232,8 +239,9 @@ def build_model(spec: ModelSpec, data: ChoiceData) -> pm.Model:
             mu, standardised = _utility(spec, data, task_dataset)
             if by_condition:
                 utility = shifted_utilities(spec, data, mu, task_dataset)
-        sigma = _noise(spec, data, task_dataset)
+        sigma, sigma_dataset = _noise(spec, data, task_dataset)
         position = _position(spec, n_datasets)
+        first, second = a_idx, b_idx
         if by_condition:
             # Flatten (condition, task) so one index picks a task's utility in a cell's condition.
             condition = pm.Data(
@@ -241,32 +249,23 @@ def build_model(spec: ModelSpec, data: ChoiceData) -> pm.Model:
             )
             utility = utility.flatten()
             first, second = condition * n_tasks + a_idx, condition * n_tasks + b_idx
-            repeats = len(data.conditions)
-            sigma = pt.tile(sigma, repeats)
-            z = first_choice_z(
-                utility,
-                sigma,
-                position,
-                first,
-                second,
-                pt.tile(task_dataset, repeats),
-                position_scope(spec, n_datasets),
-            )
         else:
-            first, second = a_idx, b_idx
-            z = first_choice_z(
-                mu,
-                sigma,
-                position,
-                a_idx,
-                b_idx,
-                task_dataset,
-                position_scope(spec, n_datasets),
-            )
+            utility = mu
+        a_np, b_np = cells["a_idx"].to_numpy(np.int64), cells["b_idx"].to_numpy(np.int64)
+        pairs = dataset_pair_index(data.task_dataset_idx, a_np, b_np, n_datasets)
+        if sigma_dataset is None:
+            inverse_scale = 1.0 / pt.sqrt(sigma[a_idx] ** 2 + sigma[b_idx] ** 2)
+        else:
+            inverse_scale = inverse_noise_scale(sigma_dataset, pairs)
+        # z as model/choice.py's first_choice_z computes it for predictions.
+        offset = position_offset(position, position_scope(spec, n_datasets), pairs)
+        difference = utility[first] - utility[second] + offset
         if spec.overdispersion in PAIR_EFFECTS:
-            effect = pair_effect(spec, data, cells, task_dataset)
-            z = z + effect / pt.sqrt(sigma[first] ** 2 + sigma[second] ** 2)
-        cell_term, logp, random = _cell_distribution(spec, data, task_dataset, a_idx, b_idx, n)
+            difference = difference + pair_effect(spec, data, cells, task_dataset)
+        z = difference * inverse_scale
+        cell_term, logp, random = _cell_distribution(
+            spec, data, task_dataset, a_idx, b_idx, pairs, n
+        )
         pm.CustomDist(
             "first_chosen",
             z,

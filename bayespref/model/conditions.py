@@ -11,7 +11,6 @@ the prior alone and mixed slowly (benchmarks/conditions.py).
 
 from __future__ import annotations
 
-import numpy as np
 import pymc as pm
 import pytensor.tensor as pt
 
@@ -99,15 +98,9 @@ def utilities_around_the_average(data: ChoiceData, task_dataset):
     )
     free = task_spread ** (1 - TASK_DEVIATION_CENTRING) * offset  # Normal(0, task_spread)
     reference, shifted = split_average(average, free, reference_sd, task_spread, n_shifted)
-    rows = pt.concatenate([reference[None], shifted]).flatten()
-    # One zero-sum group per (condition, dataset), the rows flattened in order.
-    row = np.repeat(np.arange(n_shifted + 1), len(data.tasks))
-    deviations = zero_sum_within(
-        rows,
-        row * n_datasets + np.tile(group, n_shifted + 1),
-        np.tile(dependent, n_shifted + 1),
-        (n_shifted + 1) * n_datasets,
-    ).reshape((n_shifted + 1, len(data.tasks)))
+    # Zero sums within each (condition, dataset): per row.
+    rows = pt.concatenate([reference[None], shifted])
+    deviations = zero_sum_within(rows, group, dependent, n_datasets)
     means = _dataset_levels(n_datasets, n_shifted)
     mu = pm.Deterministic("mu", means[0][task_dataset] + deviations[0], dims="task")
     shifts = means[1:][:, task_dataset] + deviations[1:]
@@ -139,7 +132,7 @@ def shifted_utilities(spec: ModelSpec, data: ChoiceData, mu, task_dataset):
     """Utilities per (condition, task) around a given mu, for the other parameterizations:
     non-centred (`full`), where a few trials per task and condition leave the deviations to the
     prior (SBC: README), or centred without a dataset hierarchy."""
-    n_datasets, n_tasks = len(data.datasets), len(data.tasks)
+    n_datasets = len(data.datasets)
     n_shifted = len(data.conditions) - 1
     centred = spec.parameterization == "centered"
     by_dataset = pt.zeros((n_shifted, 1))
@@ -158,13 +151,7 @@ def shifted_utilities(spec: ModelSpec, data: ChoiceData, mu, task_dataset):
     free = pm.Normal(
         "condition_task_offset", 0.0, task_spread if centred else 1.0, dims=("shifted", "free_task")
     )
-    row = np.repeat(np.arange(n_shifted), n_tasks)
-    deviation = zero_sum_within(
-        free.flatten(),
-        row * n_datasets + np.tile(group, n_shifted),
-        np.tile(dependent, n_shifted),
-        n_shifted * n_datasets,
-    ).reshape((n_shifted, n_tasks))
+    deviation = zero_sum_within(free, group, dependent, n_datasets)  # per row
     if not centred:
         deviation = task_spread * deviation
     shifted = mu[None, :] + by_dataset[:, task_dataset] + deviation

@@ -17,6 +17,7 @@ import pytensor.tensor as pt
 from scipy.special import ndtr
 
 from bayespref.data.choice_data import ChoiceData
+from bayespref.model.dataset_pairs import pair_concentration
 from bayespref.model.likelihood import beta_binomial_cells_logp
 from bayespref.model.repeats import cell_log_concentration, pair_index, shared_probability
 from bayespref.model.spec import ModelSpec
@@ -61,7 +62,7 @@ def _pair_sd_by_task(data: ChoiceData, by_dataset, task_dataset) -> pt.TensorVar
 
 
 def cell_concentration(
-    data: ChoiceData, task_dataset, a_idx, b_idx, by_task: bool = False
+    data: ChoiceData, task_dataset, a_idx, b_idx, pairs: np.ndarray, by_task: bool = False
 ) -> pt.TensorVariable:
     """Each cell's Beta concentration kappa: the geometric mean of its two tasks' concentrations,
     each its dataset's `concentration_dataset` or, by task, that times exp(spread x offset) with
@@ -69,7 +70,8 @@ def cell_concentration(
     tasks'). kappa -> infinity is the binomial; kappa = 1 makes five repeats of a P = 0.8 pair
     unanimous 53% of the time, against 33% for independent trials. A task's concentration says
     how consistently the same question about it gets the same answer: task-level inconsistency
-    read from repeats, which every pair asks, not from upsets across pairs."""
+    read from repeats, which every pair asks, not from upsets across pairs. `pairs`: each cell's
+    ordered pair of datasets (model/dataset_pairs.py), which sets it without a term per task."""
     log_kappa = pm.Normal(
         "log_concentration_dataset",
         PRIORS["log_concentration_mu"],
@@ -77,13 +79,14 @@ def cell_concentration(
         dims="dataset",
     )
     pm.Deterministic("concentration_dataset", pt.exp(log_kappa), dims="dataset")
-    log_task = log_kappa[task_dataset]
-    if by_task:
-        group, dependent = free_tasks(data)
-        spread = pm.HalfNormal("concentration_spread", PRIORS["concentration_spread_sd"])
-        free = pm.Normal("concentration_offset", 0.0, 1.0, dims="free_task")
-        log_task = log_task + spread * zero_sum_within(free, group, dependent, len(data.datasets))
-        pm.Deterministic("concentration_task", pt.exp(log_task), dims="task")
+    if not by_task:
+        return pair_concentration(log_kappa, pairs)
+    group, dependent = free_tasks(data)
+    spread = pm.HalfNormal("concentration_spread", PRIORS["concentration_spread_sd"])
+    free = pm.Normal("concentration_offset", 0.0, 1.0, dims="free_task")
+    offset = spread * zero_sum_within(free, group, dependent, len(data.datasets))
+    log_task = log_kappa[task_dataset] + offset
+    pm.Deterministic("concentration_task", pt.exp(log_task), dims="task")
     return pt.exp(cell_log_concentration(log_task, a_idx, b_idx))
 
 
