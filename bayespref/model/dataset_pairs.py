@@ -6,7 +6,7 @@ by one index per cell.
 Read per task and then per cell, each term cost two gathers along the cells in the log density
 and two scatter-adds in its gradient, which XLA's CPU backend runs element by element: on
 benchmarks/conditions.py's design (9,360 cells) they took more of a gradient than the likelihood
-kernel itself (benchmarks/gradient.py, `--design conditions`)."""
+kernel itself (benchmarks/model_gradient.py)."""
 
 from __future__ import annotations
 
