@@ -232,7 +232,8 @@ def report(rows: list[dict], out: Path) -> None:
     print(frame.tail(1).to_string(index=False), flush=True)
 
 
-def main() -> None:
+def argument_parser() -> argparse.ArgumentParser:
+    """The options, the design's sizes among them (their defaults are the design)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
         "--seeds", type=lambda text: [int(v) for v in text.split(",")], default=[0, 1]
@@ -252,7 +253,11 @@ def main() -> None:
     parser.add_argument("--label", help="the method column of the models' rows")
     parser.add_argument("--reference", action=argparse.BooleanOptionalAction, default=True)
     parser.add_argument("--out", type=Path, default=RESULTS / "conditions.csv")
-    args = parser.parse_args()
+    return parser
+
+
+def main() -> None:
+    args = argument_parser().parse_args()
     results = run(args)
     columns = ["loglik", "brier", "accuracy", "wall_s", "cpu_s", "max_r_hat", "min_ess_bulk"]
     columns += ["divergences", "n_steps", "shift_corr", "shift_slope", "shift_cover90"]

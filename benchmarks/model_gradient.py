@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from conditions import simulate_conditions
+from conditions import argument_parser, simulate_conditions
 from heldout import split_pairs
 from real import HELD_OUT, REAL
 from run import write_table
@@ -31,16 +31,7 @@ CHAINS, STEPS = 4, 500
 
 
 def conditions_data() -> tuple[str, bp.ChoiceData]:
-    design = argparse.Namespace(
-        tasks=60,
-        datasets=4,
-        conditions=13,
-        pairs=900,
-        repeats=5,
-        dataset_shift_sd=3.0,
-        task_shift_sd=3.0,
-        pair_sd=3.0,
-    )
+    design = argument_parser().parse_args([])  # benchmarks/conditions.py's default design
     comparisons, tasks, _ = simulate_conditions(design, 0)
     train, _ = split_pairs(comparisons, HELD_OUT, 0, by=("condition",))
     return "conditions", bp.load_choice_data(train, tasks)
@@ -82,6 +73,7 @@ def measure(model_name: str, data: bp.ChoiceData, repeats: int) -> dict:
     from bayespref.model.builder import build_model
     from bayespref.model.likelihood import beta_binomial_cells_logp, probit_binomial_logp
     from bayespref.model.repeats import BETA_BINOMIAL
+    from bayespref.model.structure import model_cells
 
     spec = bp.resolve_spec(model_name)
     with device.floating_point("float32"):
@@ -91,7 +83,7 @@ def measure(model_name: str, data: bp.ChoiceData, repeats: int) -> dict:
         flat, unravel = ravel_pytree([np.asarray(point[v.name]) for v in model.value_vars])
         model_seconds = _seconds_per_step(jax.grad(lambda x: logp(unravel(x))), flat, repeats)
 
-        cells = data.cells
+        cells = model_cells(spec, data)
         k, n = cells["k"].to_numpy(), cells["n"].to_numpy()
         z, kappa = pt.vector("z"), pt.vector("kappa")
         if spec.overdispersion in BETA_BINOMIAL:
@@ -115,19 +107,33 @@ def measure(model_name: str, data: bp.ChoiceData, repeats: int) -> dict:
     }
 
 
+DESIGNS = {"conditions": conditions_data, "real": real_data}
+
+
+def designs(text: str) -> list[str]:
+    names = text.split(",")
+    unknown = sorted(set(names) - set(DESIGNS))
+    if unknown:
+        raise argparse.ArgumentTypeError(
+            f"unknown design {', '.join(unknown)}: choose from {', '.join(DESIGNS)}"
+        )
+    return names
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--designs", default="conditions,real")
+    parser.add_argument(
+        "--designs", type=designs, default=["conditions", "real"], help="conditions, real"
+    )
     parser.add_argument("--label", default="this checkout")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument(
         "--out", type=Path, default=Path(__file__).parent / "results" / "model_gradient.csv"
     )
     args = parser.parse_args()
-    makers = {"conditions": conditions_data, "real": real_data}
     rows = []
-    for design in args.designs.split(","):
-        made = makers[design]()
+    for design in args.designs:
+        made = DESIGNS[design]()
         if made is not None:
             model_name, data = made
             rows.append(
