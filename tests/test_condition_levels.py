@@ -121,6 +121,7 @@ def test_condition_cells_read_each_condition_utilities_and_their_datasets_terms(
     """The likelihood of `conditions` (beta-binomial cells, per-dataset noise, position and
     concentration, read per ordered pair of datasets) against scipy from the model's own
     variables, as predictions compute it."""
+    from pymc.sampling.jax import get_jaxified_logp
     from scipy.special import ndtr
     from scipy.stats import betabinom
 
@@ -151,3 +152,6 @@ def test_condition_cells_read_each_condition_utilities_and_their_datasets_terms(
     expected = betabinom.logpmf(k, n, concentration * p, concentration * (1 - p))
     observed = model.compile_logp(vars=[model["first_chosen"]], sum=False)(point)[0]
     np.testing.assert_allclose(observed, expected, rtol=1e-8, atol=1e-10)
+    # The JAX density NUTS samples is the same.
+    jax_logp = get_jaxified_logp(model)([point[v.name] for v in model.value_vars])
+    assert float(jax_logp) == pytest.approx(float(model.compile_logp()(point)), rel=1e-10)

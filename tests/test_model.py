@@ -154,6 +154,15 @@ def test_zero_sum_within_maps_free_coordinates_isometrically_onto_group_zero_sum
     by_row = pytensor.function([rows], zero_sum_within(rows, group, dependent, 4))
     values = np.random.default_rng(0).normal(size=(3, n_free))
     np.testing.assert_allclose(by_row(values), [mapping(row) for row in values], atol=1e-12)
+    # A group without tasks changes nothing; in float32 the map stays in float32.
+    with_empty = pytensor.function([free], zero_sum_within(free, group, dependent, 6))
+    np.testing.assert_allclose(with_empty(values[0]), mapping(values[0]), atol=1e-12)
+    with pytensor.config.change_flags(floatX="float32"):
+        single = pt.vector("single", dtype="float32")
+        image = zero_sum_within(single, group, dependent, 4)
+        assert image.dtype == "float32"
+        mapped = pytensor.function([single], image)(values[0].astype(np.float32))
+    np.testing.assert_allclose(mapped, mapping(values[0]), atol=1e-5)
 
 
 @pytest.mark.parametrize("parameterization", ["centered", "non-centered"])
@@ -179,20 +188,30 @@ def test_hierarchy_prior_is_normal_deviations_around_zero_sum_dataset_means(para
     assert np.mean(standardised, axis=0) == pytest.approx(np.zeros(40), abs=0.06)
 
 
-@pytest.mark.parametrize("overdispersion", ["pair", "pair-by-dataset", "pair-by-task"])
-def test_pair_effect_is_shared_by_both_orders_and_every_repeat_of_a_pair(overdispersion):
+@pytest.mark.parametrize(
+    "overdispersion, noise",
+    [
+        ("pair", "per-dataset"),
+        ("pair-by-dataset", "per-dataset"),
+        ("pair-by-task", "per-dataset"),
+        ("pair", "per-task"),
+    ],
+)
+def test_pair_effect_is_shared_by_both_orders_and_every_repeat_of_a_pair(overdispersion, noise):
     simulation = bp.simulate(n_tasks=12, n_datasets=3, n_comparisons=120, repeats=6, seed=0)
     data = bp.load_choice_data(simulation.comparisons, simulation.tasks)
     cells = data.cells
     assert (cells.groupby(["a_idx", "b_idx"]).size() == 1).all()
-    model = build_model(ModelSpec(overdispersion=overdispersion, position="global"), data)
+    spec = ModelSpec(overdispersion=overdispersion, position="global", noise=noise)
+    model = build_model(spec, data)
     rng = np.random.default_rng(0)
     point = {n: v + rng.normal(0, 0.5, np.shape(v)) for n, v in model.initial_point().items()}
     sd_name = {"pair": "pair_sd", "pair-by-dataset": "pair_sd_dataset"}.get(
         overdispersion, "pair_sd_task"
     )
+    noise_name = "sigma" if noise == "per-task" else "sigma_dataset"
     mu, sigma, bias, offset, pair_sd = evaluate(
-        model, ["mu", "sigma_dataset", "position_bias", "pair_offset", sd_name], point
+        model, ["mu", noise_name, "position_bias", "pair_offset", sd_name], point
     )
     a, b, n, k = (cells[c].to_numpy() for c in ("a_idx", "b_idx", "n", "k"))
     td = data.task_dataset_idx
@@ -211,7 +230,8 @@ def test_pair_effect_is_shared_by_both_orders_and_every_repeat_of_a_pair(overdis
     )
     by_task = pair_sd[td] if overdispersion == "pair-by-dataset" else pair_sd
     sd = pair_sd if overdispersion == "pair" else np.sqrt((by_task[a] ** 2 + by_task[b] ** 2) / 2)
-    z = (mu[a] - mu[b] + bias + sd * effect) / np.hypot(sigma[td[a]], sigma[td[b]])
+    task_sigma = sigma if noise == "per-task" else sigma[td]
+    z = (mu[a] - mu[b] + bias + sd * effect) / np.hypot(task_sigma[a], task_sigma[b])
     expected = gammaln(n + 1) - gammaln(k + 1) - gammaln(n - k + 1)
     expected += k * log_ndtr(z) + (n - k) * log_ndtr(-z)
     observed = model.compile_logp(vars=[model["first_chosen"]], sum=False)(point)[0]

@@ -117,6 +117,7 @@ def _kernel_functions(model, settings: SamplerSettings) -> tuple[Callable, Calla
     from pymc.sampling.jax import get_jaxified_logp
 
     # get_jaxified_logp's negative_logp=False gives the negative log density NumPyro expects.
+    # Jitted, so that tracing NumPyro's kernel traces the log density once, not at every use.
     potential = jax.jit(get_jaxified_logp(model, negative_logp=False))
     init_kernel, sample_kernel = hmc(potential_fn=potential, algo="NUTS")
 

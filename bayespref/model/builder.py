@@ -122,16 +122,18 @@ def _utility(spec: ModelSpec, data: ChoiceData, task_dataset):
     return pm.Deterministic("mu", spread * offset, dims="task"), offset
 
 
-def _noise(spec: ModelSpec, data: ChoiceData, task_dataset):
-    """Noise sigma per task and, where it is the same for all tasks of a dataset, per dataset
-    (else None); shared noise is the constant 1, the scale unit."""
+def _inverse_noise_scale(
+    spec: ModelSpec, data: ChoiceData, task_dataset, a_idx, b_idx, pairs: np.ndarray
+):
+    """1 / sqrt(sigma_i^2 + sigma_j^2) of each cell; shared noise is the constant 1, the scale
+    unit. Noise per dataset is read per ordered pair of datasets (model/dataset_pairs.py)."""
     n_datasets = len(data.datasets)
     if spec.noise == "shared" or (spec.noise == "per-dataset" and n_datasets == 1):
-        return pt.ones(len(data.tasks)), pt.ones(n_datasets)
+        return 0.5**0.5
     log_dataset = zero_sum_or_zero("log_sigma_dataset", PRIORS["log_sigma_dataset_sd"], n_datasets)
     sigma_dataset = pm.Deterministic("sigma_dataset", pt.exp(log_dataset), dims="dataset")
     if spec.noise == "per-dataset":
-        return sigma_dataset[task_dataset], sigma_dataset
+        return inverse_noise_scale(sigma_dataset, pairs)
     # A task's log noise is its dataset's level plus an offset; the offsets sum to zero within
     # each dataset, so sigma_dataset is the geometric mean of its tasks' noise and the unit is
     # the geometric mean of all tasks' noise. Non-centred: near-deterministic choices say little
@@ -140,8 +142,10 @@ def _noise(spec: ModelSpec, data: ChoiceData, task_dataset):
     spread = pm.HalfNormal("sigma_spread", sigma=PRIORS["sigma_spread_sd"])
     free = pm.Normal("sigma_offset", 0.0, 1.0, dims="free_task")
     offset = zero_sum_within(free, group, dependent, n_datasets)
-    sigma = pt.exp(log_dataset[task_dataset] + spread * offset)
-    return pm.Deterministic("sigma", sigma, dims="task"), None
+    sigma = pm.Deterministic(
+        "sigma", pt.exp(log_dataset[task_dataset] + spread * offset), dims="task"
+    )
+    return 1.0 / pt.sqrt(sigma[a_idx] ** 2 + sigma[b_idx] ** 2)
 
 
 def _position(spec: ModelSpec, n_datasets: int):
@@ -215,8 +219,10 @@ def build_model(spec: ModelSpec, data: ChoiceData) -> pm.Model:
     cells = model_cells(spec, data)
     n = cells["n"].to_numpy(np.int64)
     k = cells["k"].to_numpy(np.int64)
+    a, b = cells["a_idx"].to_numpy(np.int64), cells["b_idx"].to_numpy(np.int64)
     n_datasets = len(data.datasets)
     n_tasks = len(data.tasks)
+    pairs = dataset_pair_index(data.task_dataset_idx, a, b, n_datasets)
     coords = {
         "task": data.tasks["task_id"].to_numpy(),
         "dataset": data.datasets,
@@ -229,8 +235,8 @@ def build_model(spec: ModelSpec, data: ChoiceData) -> pm.Model:
         coords |= {"condition": data.conditions, "shifted": data.conditions[1:]}
     with pm.Model(coords=coords) as model:
         task_dataset = pm.Data("task_dataset_idx", data.task_dataset_idx, dims="task")
-        a_idx = pm.Data("task_a_idx", cells["a_idx"].to_numpy(np.int64), dims="cell")
-        b_idx = pm.Data("task_b_idx", cells["b_idx"].to_numpy(np.int64), dims="cell")
+        a_idx = pm.Data("task_a_idx", a, dims="cell")
+        b_idx = pm.Data("task_b_idx", b, dims="cell")
         n_data = pm.Data("n_trials", n, dims="cell")
 
         if by_condition and samples_around_the_average(spec):
@@ -239,7 +245,7 @@ def build_model(spec: ModelSpec, data: ChoiceData) -> pm.Model:
             mu, standardised = _utility(spec, data, task_dataset)
             if by_condition:
                 utility = shifted_utilities(spec, data, mu, task_dataset)
-        sigma, sigma_dataset = _noise(spec, data, task_dataset)
+        inverse_scale = _inverse_noise_scale(spec, data, task_dataset, a_idx, b_idx, pairs)
         position = _position(spec, n_datasets)
         first, second = a_idx, b_idx
         if by_condition:
@@ -251,13 +257,8 @@ def build_model(spec: ModelSpec, data: ChoiceData) -> pm.Model:
             first, second = condition * n_tasks + a_idx, condition * n_tasks + b_idx
         else:
             utility = mu
-        a_np, b_np = cells["a_idx"].to_numpy(np.int64), cells["b_idx"].to_numpy(np.int64)
-        pairs = dataset_pair_index(data.task_dataset_idx, a_np, b_np, n_datasets)
-        if sigma_dataset is None:
-            inverse_scale = 1.0 / pt.sqrt(sigma[a_idx] ** 2 + sigma[b_idx] ** 2)
-        else:
-            inverse_scale = inverse_noise_scale(sigma_dataset, pairs)
-        # z as model/choice.py's first_choice_z computes it for predictions.
+        # z as model/choice.py's first_choice_z computes it for predictions, plus the pair
+        # effect (predictions add its variance): keep the two in step.
         offset = position_offset(position, position_scope(spec, n_datasets), pairs)
         difference = utility[first] - utility[second] + offset
         if spec.overdispersion in PAIR_EFFECTS:

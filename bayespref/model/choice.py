@@ -1,4 +1,6 @@
-"""The Thurstonian choice formula, shared by the PyMC model and by predictions from draws."""
+"""The Thurstonian choice formula, for predictions from draws, the simulated engine and the
+Fisher information. The PyMC model computes the same z with its cell terms read per ordered pair
+of datasets (model/builder.py, model/dataset_pairs.py)."""
 
 from __future__ import annotations
 
@@ -9,9 +11,10 @@ from scipy.special import expit, ndtr
 def first_choice_z(mu, sigma, position, a_idx, b_idx, task_dataset, position_scope: str):
     """Standardised advantage of the first-shown task.
 
-    Works on PyTensor vectors (in the model) and on NumPy arrays shaped (task, draws) (in
-    predictions). `position` is one bias ('global'), one per dataset ('dataset': a pair takes
-    the mean of its two datasets') or a (first's dataset, second's dataset) matrix ('pair').
+    Works on NumPy arrays shaped (task, draws) (in predictions) and on PyTensor vectors
+    (benchmarks/gradient.py). `position` is one bias ('global'), one per dataset ('dataset': a
+    pair takes the mean of its two datasets') or a (first's dataset, second's dataset) matrix
+    ('pair').
     """
     if position_scope == "dataset":
         position = (position[task_dataset[a_idx]] + position[task_dataset[b_idx]]) / 2

@@ -22,7 +22,7 @@ def dataset_pair_index(
     return task_dataset[a_idx] * n_datasets + task_dataset[b_idx]
 
 
-def position_offset(position, scope: str, pairs: np.ndarray):
+def position_offset(position: pt.TensorLike, scope: str, pairs: np.ndarray) -> pt.TensorLike:
     """Each cell's position term: one bias ('global'), the mean of the two datasets' terms
     ('dataset') or the ordered pair's term ('pair': a (dataset, dataset) matrix), as
     model/choice.py's first_choice_z reads them."""
@@ -33,12 +33,12 @@ def position_offset(position, scope: str, pairs: np.ndarray):
     return position.flatten()[pairs]
 
 
-def inverse_noise_scale(sigma_dataset, pairs: np.ndarray):
+def inverse_noise_scale(sigma_dataset: pt.TensorVariable, pairs: np.ndarray) -> pt.TensorVariable:
     """1 / sqrt(sigma_d^2 + sigma_e^2) of each cell from its datasets' noise."""
     square = sigma_dataset**2
     return (1.0 / pt.sqrt(square[:, None] + square[None, :])).flatten()[pairs]
 
 
-def pair_concentration(log_dataset, pairs: np.ndarray):
+def pair_concentration(log_dataset: pt.TensorVariable, pairs: np.ndarray) -> pt.TensorVariable:
     """Each cell's Beta concentration, the geometric mean of its two datasets'."""
     return pt.exp((log_dataset[:, None] + log_dataset[None, :]) / 2).flatten()[pairs]

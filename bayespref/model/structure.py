@@ -55,7 +55,8 @@ def completion_refusal_logit(intercept, slope, propensity):
 
 
 def position_scope(spec: ModelSpec, n_datasets: int) -> str:
-    """How the model's position term is indexed (model/choice.py: first_choice_z)."""
+    """How the model's position term is indexed (model/dataset_pairs.py: position_offset; for
+    predictions, model/choice.py: first_choice_z)."""
     if n_datasets == 1 or spec.position in ("none", "global"):
         return "global"
     return "pair" if spec.position == "per-dataset-pair" else "dataset"

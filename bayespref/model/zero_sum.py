@@ -40,7 +40,9 @@ def anchoring(data: ChoiceData) -> np.ndarray:
     return np.minimum(counts["n_wins"], counts["n_losses"]).to_numpy()
 
 
-def zero_sum_within(free, group: np.ndarray, dependent: np.ndarray, n_groups: int):
+def zero_sum_within(
+    free: pt.TensorVariable, group: np.ndarray, dependent: np.ndarray, n_groups: int
+) -> pt.TensorVariable:
     """Map free coordinates (every task but its group's dependent one, in task order, along the
     last axis) to a vector that sums to zero within each group: PyMC's ZeroSumNormal
     reflection, applied per group. It is an isometry, so iid normal free coordinates give iid
