@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import xarray as xr
 from arviz_stats.base import array_stats
+from scipy import stats
 
 from bayespref.checks.convergence import (
     THRESHOLDS,
@@ -13,7 +14,7 @@ from bayespref.checks.convergence import (
     convergence,
     failing_quantities,
 )
-from bayespref.checks.rank_diagnostics import rhat_and_bulk_ess
+from bayespref.checks.rank_diagnostics import average_ranks, rhat_and_bulk_ess
 
 
 def _chains(chains: int, draws: int, rng: np.random.Generator) -> np.ndarray:
@@ -45,6 +46,20 @@ def test_rhat_and_bulk_ess_equal_arviz(chains: int, draws: int) -> None:
         expected_ess = array_stats.ess(by_quantity, method="bulk")
     np.testing.assert_allclose(r_hat, expected_r_hat, rtol=1e-10, equal_nan=True)
     np.testing.assert_allclose(ess, expected_ess, rtol=1e-10, equal_nan=True)
+
+
+def test_average_ranks_equal_scipys_ties_constants_and_nans_included() -> None:
+    rows = np.random.default_rng(3).normal(size=(6, 200))
+    rows[0, 50:90] = rows[0, 7]  # one long tie
+    rows[1] = np.round(rows[1])  # many ties
+    rows[2] = 1.5  # a constant
+    rows[3, 11] = np.nan
+    rows[4, -1] = rows[4, 0]  # a tie of the first and last draws
+    expected = stats.rankdata(rows, axis=1)
+    np.testing.assert_array_equal(average_ranks(rows), expected)
+    assert np.isnan(expected[3]).all()
+    no_ties = rows[5:]
+    np.testing.assert_array_equal(average_ranks(no_ties), stats.rankdata(no_ties, axis=1))
 
 
 def test_convergence_keeps_dims_and_coords_and_skips_internal_variables() -> None:
