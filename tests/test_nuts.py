@@ -11,9 +11,9 @@ from bayespref.inference.nuts import run_lengths
 
 @pytest.mark.parametrize(
     ("total", "lengths"),
-    [(1000, [100] * 10), (100, [100]), (0, []), (45, [45]), (250, [100, 100, 50]), (1, [1])],
+    [(1000, [25] * 40), (100, [25] * 4), (0, []), (45, [25, 20]), (60, [25, 25, 10]), (1, [1])],
 )
-def test_run_lengths_cover_the_iterations_in_hundreds(total, lengths):
+def test_run_lengths_cover_the_iterations_in_runs_of_25(total, lengths):
     assert run_lengths(total) == lengths
 
 

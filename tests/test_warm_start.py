@@ -38,6 +38,7 @@ def _passes(idata) -> bool:
 def test_warm_started_short_fit_is_trusted_and_recovers_the_truth(trusted, simulation):
     sampler = trusted.diagnostics.sampler
     assert sampler["init"] == "laplace" and sampler["target_reached"]
+    assert sampler["pooled_mass_updates"] == []  # the approximation's variances, not pooled
     assert trusted.diagnostics.passed, trusted.diagnostics.reasons
     posterior = trusted.idata["posterior"].to_dataset()
     mu = draws(posterior, "mu")

@@ -9,18 +9,22 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from operator import attrgetter
 
 import numpy as np
 import xarray as xr
 
 from bayespref.inference import device
+from bayespref.inference.pooled_mass import pooled_updates, with_pooled_mass
 from bayespref.inference.settings import SamplerSettings
 from bayespref.inference.variables import VariablesAtDraws
 from bayespref.inference.warm_start import WarmStart
 
-_CHUNK = 100  # iterations per compiled call of the sampler (the rest of a block: one more)
+# Iterations per compiled call of the sampler (the rest of a block: one more). Short, so that
+# tuning can set pooled mass matrices between calls (inference/pooled_mass.py); a call costs
+# about a millisecond.
+_CHUNK = 25
 
 # NumPyro's names for the stats, as PyMC names them in sample_stats.
 _STAT_NAMES = {
@@ -44,6 +48,8 @@ class SamplingRecord:
     seconds_warm_start: float = 0.0
     seconds_sampling: float = 0.0
     seconds_to_trust: float | None = None  # sampling start to the block that reached the target
+    # Iterations of tuning after which the chains were given pooled mass matrices.
+    pooled_mass_updates: list[int] = field(default_factory=list)
 
 
 def _jittered_starts(model, chains: int, seed: int) -> list[np.ndarray]:
@@ -239,8 +245,7 @@ def sample_nuts(
             progress = bar.add_task("NUTS (tuning, then draws)", total=settings.tune + most)
             keys = jax.random.split(jax.random.PRNGKey(settings.seed), settings.chains)
             state = prepared.initial_states.result()(keys, *_starts(prepared, warm, record))
-            for length in run_lengths(settings.tune):
-                state, _ = run(state, length)
+            state = _tune(state, run, settings, record)
             while True:
                 chunks = []
                 for length in run_lengths(settings.draws):
@@ -264,6 +269,31 @@ def sample_nuts(
         prepared.pool.shutdown(wait=False, cancel_futures=True)
     record.seconds_sampling = time.perf_counter() - started
     return idata, record
+
+
+def _tune(state, run: Callable, settings: SamplerSettings, record: SamplingRecord):
+    """`settings.tune` iterations of NumPyro's adaptation; from jittered starts of several
+    chains, with pooled mass matrices early in short tuning (inference/pooled_mass.py)."""
+    lengths = run_lengths(settings.tune)
+    pooling = record.init == "jitter" and settings.adapt_mass_matrix and settings.chains > 1
+    updates = dict(pooled_updates(settings.tune, lengths)) if pooling else {}
+    kept: list[np.ndarray] = []  # every tuning draw so far, flat, while updates remain
+    done = 0
+    for length in lengths:
+        state, (draws, _) = run(state, length)
+        done += length
+        if not updates:
+            continue
+        kept.append(
+            np.concatenate(
+                [np.asarray(value).reshape(*value.shape[:2], -1) for value in draws], axis=2
+            )
+        )
+        if done in updates:
+            since = updates.pop(done)
+            state = with_pooled_mass(state, np.concatenate(kept, axis=1)[:, since:])
+            record.pooled_mass_updates.append(done)
+    return state
 
 
 def _posterior(variables: VariablesAtDraws, raw: list[np.ndarray]) -> dict[str, np.ndarray]:
