@@ -22,8 +22,8 @@ from bayespref.inference.variables import VariablesAtDraws
 from bayespref.inference.warm_start import WarmStart
 
 # Iterations per compiled call of the sampler (the rest of a block: one more). Short, so that
-# tuning can set pooled mass matrices between calls (inference/pooled_mass.py); a call costs
-# about a millisecond.
+# tuning can set pooled mass matrices between calls (inference/pooled_mass.py); 400 iterations
+# took as long in calls of 25 as of 100 (4.8-5.0 s against 4.8-5.1 s, conditions.py's design).
 _CHUNK = 25
 
 # NumPyro's names for the stats, as PyMC names them in sample_stats.

@@ -5,10 +5,10 @@ iterations its first slow window runs from iteration 15 to 89, and until it ends
 identity, at two to three times the leapfrog steps of a chain with an adapted matrix (7,800-8,900
 steps per chain in tuning against 4,100-5,100 with these updates, benchmarks/conditions.py's
 design, seeds 1 and 0). Here, at the ends of compiled runs inside that window, every chain is given
-the variances of all chains' draws since the window started or since the last such update, and its
-step-size adaptation restarts; NumPyro's own per-chain estimate still replaces it when the window
-ends. Longer tuning is left to NumPyro: its first slow window is 25 iterations long, too short for
-a run to end inside it."""
+the within-chain variances of all chains' draws since the window started or since the last such
+update, and its step-size adaptation restarts; NumPyro's own per-chain estimate still replaces it
+when the window ends. Longer tuning is left to NumPyro: its first slow window is 25 iterations
+long, too short for a run to end inside it."""
 
 from __future__ import annotations
 
