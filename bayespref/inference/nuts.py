@@ -18,6 +18,12 @@ import xarray as xr
 from bayespref.inference import device
 from bayespref.inference.pooled_mass import pooled_updates, with_pooled_mass
 from bayespref.inference.settings import SamplerSettings
+from bayespref.inference.step_calibration import (
+    CALIBRATION_RUN,
+    needs_calibration,
+    step_factors,
+    with_step_factors,
+)
 from bayespref.inference.variables import VariablesAtDraws
 from bayespref.inference.warm_start import WarmStart
 
@@ -50,6 +56,8 @@ class SamplingRecord:
     seconds_to_trust: float | None = None  # sampling start to the block that reached the target
     # Iterations of tuning after which the chains were given pooled mass matrices.
     pooled_mass_updates: list[int] = field(default_factory=list)
+    # Per chain, the factor on its tuned step after short tuning (inference/step_calibration.py).
+    step_factors: list[float] = field(default_factory=list)
 
 
 def _jittered_starts(model, chains: int, seed: int) -> list[np.ndarray]:
@@ -195,7 +203,11 @@ def prepare_nuts(model, settings: SamplerSettings) -> PreparedNuts:
     pool = ThreadPoolExecutor(max_workers=2)
     initial_states = pool.submit(lowered.compile)
     runs = {}
-    for length in dict.fromkeys(run_lengths(settings.tune) + run_lengths(settings.draws)):
+    for length in dict.fromkeys(
+        run_lengths(settings.tune)
+        + run_lengths(settings.draws)
+        + ([CALIBRATION_RUN] if needs_calibration(settings.tune) else [])
+    ):
         run = _chain_map(_iterations(sample_kernel, length), chains).lower(states)
         runs[length] = pool.submit(run.compile)
     posterior = VariablesAtDraws(model, unravel, flat.size, flat.dtype, pool)
@@ -241,10 +253,11 @@ def sample_nuts(
 
     samples, stats = [], []
     most = settings.max_draws if enough else settings.draws
+    tuning = settings.tune + (CALIBRATION_RUN if needs_calibration(settings.tune) else 0)
     started = time.perf_counter()
     try:
         with Progress(console=Console(stderr=True), disable=not progressbar) as bar:
-            progress = bar.add_task("NUTS (tuning, then draws)", total=settings.tune + most)
+            progress = bar.add_task("NUTS (tuning, then draws)", total=tuning + most)
             keys = jax.random.split(jax.random.PRNGKey(settings.seed), settings.chains)
             state = prepared.initial_states.result()(keys, *_starts(prepared, warm, record))
             state = _tune(state, run, settings, record)
@@ -266,7 +279,7 @@ def sample_nuts(
                     record.seconds_to_trust = time.perf_counter() - started
                 if record.target_reached or record.draws_per_chain + settings.draws > most:
                     break
-            bar.update(progress, total=settings.tune + record.draws_per_chain)
+            bar.update(progress, total=tuning + record.draws_per_chain)
     finally:  # on an error too: compilations not started are dropped
         prepared.pool.shutdown(wait=False, cancel_futures=True)
     record.seconds_sampling = time.perf_counter() - started
@@ -275,7 +288,8 @@ def sample_nuts(
 
 def _tune(state, run: Callable, settings: SamplerSettings, record: SamplingRecord):
     """`settings.tune` iterations of NumPyro's adaptation; from jittered starts of several
-    chains, with pooled mass matrices early in short tuning (inference/pooled_mass.py)."""
+    chains, with pooled mass matrices early in short tuning (inference/pooled_mass.py); after
+    short tuning, each chain's step set once more from its acceptance (step_calibration.py)."""
     lengths = run_lengths(settings.tune)
     pooling = record.init == "jitter" and settings.adapt_mass_matrix and settings.chains > 1
     updates = dict(pooled_updates(settings.tune, lengths)) if pooling else {}
@@ -295,6 +309,13 @@ def _tune(state, run: Callable, settings: SamplerSettings, record: SamplingRecor
             since = updates.pop(done)
             state = with_pooled_mass(state, np.concatenate(kept, axis=1)[:, since:])
             record.pooled_mass_updates.append(done)
+    if needs_calibration(settings.tune):
+        state, (_, fields) = run(state, CALIBRATION_RUN)
+        factors = step_factors(
+            np.asarray(fields["accept_prob"]).mean(axis=1), settings.target_accept
+        )
+        state = with_step_factors(state, factors)
+        record.step_factors = [float(factor) for factor in factors]
     return state
 
 
