@@ -182,7 +182,8 @@ class PreparedNuts:
 def prepare_nuts(model, settings: SamplerSettings) -> PreparedNuts:
     """Trace the sampler's functions for `model` from the shapes of its value variables and
     compile them on background threads, in the order the sampler needs them: the initial
-    states, every run length that tuning and blocks of `settings.draws` use, the reported
+    states, every run length that tuning, its step calibration and blocks of `settings.draws`
+    use, the reported
     variables. Compilation was 5-11 s of a 30 s fit on 2 cores; this way it overlaps the caller's
     warm start. Call it in the precision the sampler runs in: the traces keep their dtypes."""
     import jax
@@ -205,8 +206,8 @@ def prepare_nuts(model, settings: SamplerSettings) -> PreparedNuts:
     runs = {}
     for length in dict.fromkeys(
         run_lengths(settings.tune)
-        + run_lengths(settings.draws)
         + ([CALIBRATION_RUN] if needs_calibration(settings.tune) else [])
+        + run_lengths(settings.draws)
     ):
         run = _chain_map(_iterations(sample_kernel, length), chains).lower(states)
         runs[length] = pool.submit(run.compile)
