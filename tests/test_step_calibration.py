@@ -26,7 +26,7 @@ TARGET = 0.9
     [(100, True), (10, True), (149, True), (150, False), (1000, False), (0, False)],
 )
 def test_calibration_follows_numpyros_last_step_size_window(tune, expected):
-    # Below 150 iterations NumPyro's last window is 10% of tuning (10 at 100), else 50.
+    # NumPyro's last window: all of tuning below 20, 10% of it from 20 to 149 (10 at 100), else 50.
     assert needs_calibration(tune) is expected
 
 

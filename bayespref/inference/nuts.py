@@ -183,9 +183,9 @@ def prepare_nuts(model, settings: SamplerSettings) -> PreparedNuts:
     """Trace the sampler's functions for `model` from the shapes of its value variables and
     compile them on background threads, in the order the sampler needs them: the initial
     states, every run length that tuning, its step calibration and blocks of `settings.draws`
-    use, the reported
-    variables. Compilation was 5-11 s of a 30 s fit on 2 cores; this way it overlaps the caller's
-    warm start. Call it in the precision the sampler runs in: the traces keep their dtypes."""
+    use, the reported variables. Compilation was 5-11 s of a 30 s fit on 2 cores; this way it
+    overlaps the caller's warm start. Call it in the precision the sampler runs in: the traces
+    keep their dtypes."""
     import jax
     from jax.flatten_util import ravel_pytree
 
